@@ -1,0 +1,126 @@
+//! WebSocket frames, one enum per direction, tagged by `type`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::WireError;
+use crate::ids::{ConversationId, MessageId, UserId};
+
+/// Where a client left off in one conversation: the highest seq it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub conversation_id: ConversationId,
+    pub seq: u64,
+}
+
+/// Frames a client sends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// The first frame on every connection.
+    Connect {
+        token: String,
+        device_id: String,
+        #[serde(default)]
+        client_version: Option<String>,
+        /// Where this device left off; conversations not listed resume from the last position
+        /// this device signed for with a receipt.
+        #[serde(default)]
+        positions: Vec<Position>,
+    },
+    /// A message to a user (`to_user`) or into a conversation (`conversation_id`).
+    Send {
+        client_msg_id: String,
+        #[serde(default)]
+        to_user: Option<UserId>,
+        #[serde(default)]
+        conversation_id: Option<ConversationId>,
+        #[serde(flatten)]
+        content: Content,
+    },
+    /// The device has received everything up to `seq` in the conversation (cumulative).
+    Receipt { conversation_id: ConversationId, seq: u64 },
+    /// A heartbeat; the server answers `pong` with the same nonce.
+    Ping {
+        #[serde(default)]
+        nonce: Option<String>,
+    },
+}
+
+impl ClientFrame {
+    /// The frame type names this server accepts, for telling an unknown type from a bad field.
+    pub const TYPES: &'static [&'static str] = &["connect", "send", "receipt", "ping"];
+}
+
+/// What a message carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Content {
+    Text { text: String },
+}
+
+/// A stored message as every device sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub seq: u64,
+    /// The seq of the message before this one in the conversation (0 for the first). A client
+    /// holding `prev_seq` has missed nothing; seqs skipped between the two were never used.
+    pub prev_seq: u64,
+    pub sender_id: UserId,
+    pub client_msg_id: String,
+    #[serde(flatten)]
+    pub content: Content,
+    /// Milliseconds since the Unix epoch, by the server's clock.
+    pub created_at: i64,
+}
+
+/// Per-conversation outcome of the replay that follows `connect`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncState {
+    pub conversation_id: ConversationId,
+    pub last_seq: u64,
+    /// More was missed than one replay sends; page the rest with the history API.
+    pub truncated: bool,
+}
+
+/// Frames the server sends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// The answer to a good `connect`.
+    Session {
+        user_id: UserId,
+        device_id: String,
+        protocol_version: u32,
+        /// Send a ping at least this often; the server closes a silent connection after
+        /// `idle_timeout_ms`.
+        heartbeat_ms: u64,
+        idle_timeout_ms: u64,
+        server_time: i64,
+    },
+    /// The missed messages have all been sent; live delivery follows.
+    SyncDone { conversations: Vec<SyncState> },
+    /// The message was durably stored. A retried send gets the first ack again, with
+    /// `duplicate: true`.
+    Ack {
+        client_msg_id: String,
+        message_id: MessageId,
+        conversation_id: ConversationId,
+        seq: u64,
+        server_time: i64,
+        duplicate: bool,
+    },
+    /// A message for this device: sent by someone else, or by this user on another device.
+    Message(MessageView),
+    /// `user_id`'s devices have received the conversation up to `seq`.
+    Delivered { conversation_id: ConversationId, user_id: UserId, seq: u64 },
+    Pong {
+        #[serde(default)]
+        nonce: Option<String>,
+    },
+    Error(WireError),
+    /// The session was ended by the server (logout, or another policy); do not reconnect with
+    /// the same token.
+    Kicked { reason: String },
+}

@@ -1,0 +1,36 @@
+//! Tern's tables and the repositories that read and write them.
+//!
+//! Messages are stored once, keyed by `(conversation_id, seq)`, so a conversation's history is
+//! one range scan of the primary key. Members carry their read and delivered positions; device
+//! cursors remember what each device signed for. The id allocator's table belongs to
+//! `tern-idgen`; its migration lives with the others under `migrations/`.
+
+mod migrate;
+
+pub use migrate::run_migrations;
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+impl From<tern_db::DbError> for StorageError {
+    fn from(err: tern_db::DbError) -> Self {
+        match err {
+            tern_db::DbError::Query(q) => StorageError::Query(q),
+            other => StorageError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<r2d2::Error> for StorageError {
+    fn from(err: r2d2::Error) -> Self {
+        StorageError::Unavailable(err.to_string())
+    }
+}

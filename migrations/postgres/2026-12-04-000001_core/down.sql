@@ -1,0 +1,7 @@
+DROP TABLE id_segments;
+DROP TABLE device_cursors;
+DROP TABLE messages;
+DROP TABLE members;
+DROP TABLE conversations;
+DROP TABLE tokens;
+DROP TABLE users;
