@@ -11,7 +11,7 @@ mod connection;
 mod pool;
 mod transaction;
 
-pub use backend::Backend;
+pub use backend::{Backend, redact as redact_url};
 pub use connection::DbConnection;
 pub use pool::{DbPool, PoolSettings, PooledConn, connect};
 pub use transaction::{last_insert_id, write_transaction};

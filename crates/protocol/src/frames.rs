@@ -120,7 +120,10 @@ pub enum ServerFrame {
         nonce: Option<String>,
     },
     Error(WireError),
-    /// The session was ended by the server (logout, or another policy); do not reconnect with
-    /// the same token.
+    /// The session was ended by the server: a logout, the same device connecting again, or
+    /// a client too slow to read its messages. The connection closes after this frame.
     Kicked { reason: String },
+    /// The server is shutting down; reconnect (to another node, or this one once it is back)
+    /// after the hinted delay. The connection closes after this frame.
+    GoingAway { reconnect_after_ms: u64 },
 }

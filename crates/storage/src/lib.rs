@@ -5,9 +5,15 @@
 //! cursors remember what each device signed for. The id allocator's table belongs to
 //! `tern-idgen`; its migration lives with the others under `migrations/`.
 
+pub mod conversations;
+pub mod cursors;
+pub mod messages;
 mod migrate;
+mod schema;
+pub mod users;
 
 pub use migrate::run_migrations;
+pub use tern_db::{DbConnection, DbPool, write_transaction};
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
@@ -16,8 +22,23 @@ pub enum StorageError {
     Unavailable(String),
     #[error("migration failed: {0}")]
     Migration(String),
+    /// A row with the same unique key exists.
+    #[error("already exists")]
+    Conflict,
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
+}
+
+impl StorageError {
+    /// Maps a unique-key violation to [`StorageError::Conflict`], so callers can tell
+    /// "exists already" from a real failure.
+    pub fn from_insert(err: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match err {
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StorageError::Conflict,
+            other => StorageError::Query(other),
+        }
+    }
 }
 
 impl From<tern_db::DbError> for StorageError {

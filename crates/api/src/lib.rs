@@ -1,0 +1,42 @@
+//! Tern's HTTP API, as warp filters.
+//!
+//! Every route lives under `/api/v1` except the operational ones (`/healthz`, `/readyz`,
+//! `/metrics`). Every failure, whether the chat service's or warp's own (unknown route, bad
+//! JSON, body too large), leaves as the same JSON body: `{"error": {"code", "message"}}` with
+//! a stable snake_case code, mapped in [`errors`].
+
+mod accounts;
+mod auth;
+pub mod errors;
+mod health;
+mod messages;
+
+use std::sync::Arc;
+
+use tern_chat::Chat;
+use tern_gateway::Gateway;
+use warp::Filter;
+
+/// The largest JSON body any route accepts.
+pub const MAX_JSON_BODY: u64 = 64 * 1024;
+
+/// Every HTTP route, with errors mapped to the wire format.
+pub fn routes(
+    chat: Arc<Chat>,
+    gateway: Arc<Gateway>,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static {
+    let api = warp::path("api").and(warp::path("v1"));
+    let v1 = accounts::routes(chat.clone()).or(messages::routes(chat.clone()));
+    health::routes(chat, gateway)
+        .or(api.and(v1))
+        .recover(errors::recover)
+        .with(warp::log::custom(|info| {
+            tracing::debug!(
+                method = %info.method(),
+                path = info.path(),
+                status = info.status().as_u16(),
+                duration_ms = info.elapsed().as_millis() as u64,
+                "http request"
+            );
+        }))
+}

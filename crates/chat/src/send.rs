@@ -1,0 +1,476 @@
+//! Sending a message: the one path shared by WebSocket sends and HTTP uploads.
+//!
+//! Requests queue into one writer thread per node, which takes whatever has queued while the
+//! previous batch committed (group commit) and for each batch:
+//!
+//! 1. resolves the target conversation and checks that the sender is an active member;
+//! 2. finds retries: a `(sender, client_msg_id)` already stored gets its first ack again;
+//! 3. takes each message's seq from the segment allocator, in queue order;
+//! 4. stores the whole batch in one write transaction;
+//! 5. only then acks each sender and pushes each message to the members' connections.
+//!
+//! Because one thread allocates and commits in order, seqs within a conversation commit in
+//! increasing order and every connection receives them in that order. Blocking database work
+//! stays on this thread, never on the async runtime's workers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_db::{DbPool, write_transaction};
+use tern_idgen::IdAllocator;
+use tern_protocol::frames::Content;
+use tern_protocol::{ConversationId, ErrorCode, MessageId, ServerFrame, UserId};
+use tern_storage::messages::{self, Draft, MessageRow};
+use tern_storage::{conversations, users};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::hub::{Hub, Outgoing};
+use crate::views::{content_to_columns, message_view};
+use crate::{ChatError, clock};
+
+/// Where a message goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    User(UserId),
+    Conversation(ConversationId),
+}
+
+/// What the sender is told once the message is durably stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ack {
+    pub client_msg_id: String,
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub seq: u64,
+    pub server_time: i64,
+    pub duplicate: bool,
+}
+
+impl Ack {
+    fn of(row: &MessageRow, duplicate: bool) -> Ack {
+        let view = message_view(row);
+        Ack {
+            client_msg_id: view.client_msg_id,
+            message_id: view.message_id,
+            conversation_id: view.conversation_id,
+            seq: view.seq,
+            server_time: row.created_at,
+            duplicate,
+        }
+    }
+
+    pub fn frame(&self) -> ServerFrame {
+        ServerFrame::Ack {
+            client_msg_id: self.client_msg_id.clone(),
+            message_id: self.message_id,
+            conversation_id: self.conversation_id,
+            seq: self.seq,
+            server_time: self.server_time,
+            duplicate: self.duplicate,
+        }
+    }
+}
+
+/// Where the outcome of a send goes.
+#[derive(Debug)]
+pub enum Reply {
+    /// Back to an awaiting caller (the HTTP path).
+    Caller(oneshot::Sender<Result<Ack, ChatError>>),
+    /// Into the sending connection's own queue, as an `ack` or `error` frame, so a WebSocket
+    /// client can pipeline sends without a task per message.
+    Session { user: UserId, session: u64 },
+}
+
+/// One message waiting for the writer.
+#[derive(Debug)]
+pub struct SendRequest {
+    pub sender: UserId,
+    /// The sending connection, which does not get its own message pushed back.
+    pub sender_session: Option<u64>,
+    pub target: Target,
+    pub client_msg_id: String,
+    pub content: Content,
+    pub reply: Reply,
+}
+
+/// Limits on what one send may carry.
+#[derive(Clone, Debug)]
+pub struct SendLimits {
+    pub max_text_bytes: usize,
+    pub max_client_msg_id_len: usize,
+}
+
+impl SendRequest {
+    /// Checks what can be checked without the database.
+    pub fn validate(&self, limits: &SendLimits) -> Result<(), ChatError> {
+        let id = &self.client_msg_id;
+        if id.is_empty() || id.len() > limits.max_client_msg_id_len {
+            return Err(ChatError::refused(
+                ErrorCode::InvalidRequest,
+                format!("client_msg_id must be 1 to {} bytes", limits.max_client_msg_id_len),
+            ));
+        }
+        match &self.content {
+            Content::Text { text } if text.trim().is_empty() => {
+                Err(ChatError::refused(ErrorCode::InvalidRequest, "text is empty"))
+            }
+            Content::Text { text } if text.len() > limits.max_text_bytes => Err(ChatError::refused(
+                ErrorCode::FrameTooLarge,
+                format!("text is over {} bytes", limits.max_text_bytes),
+            )),
+            Content::Text { .. } => Ok(()),
+        }
+    }
+}
+
+/// The handle through which everything sends.
+#[derive(Clone, Debug)]
+pub struct Sender {
+    queue: mpsc::Sender<SendRequest>,
+    enqueue_timeout: Duration,
+}
+
+impl Sender {
+    /// Queues a request. A full queue waits briefly, then refuses with `unavailable`: the
+    /// writer is behind, and a bounded queue keeps that from becoming unbounded memory.
+    pub async fn submit(&self, request: SendRequest) -> Result<(), (ChatError, SendRequest)> {
+        match self.queue.send_timeout(request, self.enqueue_timeout).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendTimeoutError::Timeout(r)) => {
+                Err((ChatError::Unavailable("send queue is full".into()), r))
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(r)) => {
+                Err((ChatError::Unavailable("server is shutting down".into()), r))
+            }
+        }
+    }
+}
+
+/// Settings of the writer thread.
+#[derive(Clone, Debug)]
+pub struct WriterSettings {
+    pub queue_capacity: usize,
+    pub max_batch: usize,
+    pub enqueue_timeout: Duration,
+}
+
+/// Starts the writer thread; it ends when every [`Sender`] is dropped and the queue drained.
+pub fn start_writer(
+    pool: DbPool,
+    ids: IdAllocator,
+    hub: Arc<Hub>,
+    settings: &WriterSettings,
+) -> std::io::Result<(Sender, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel(settings.queue_capacity);
+    let mut writer = Writer { pool, ids, hub, direct: HashMap::new(), members: HashMap::new(), max_batch: settings.max_batch };
+    let handle = std::thread::Builder::new()
+        .name("tern-writer".into())
+        .spawn(move || writer.run(rx))?;
+    Ok((Sender { queue: tx, enqueue_timeout: settings.enqueue_timeout }, handle))
+}
+
+/// Bounds the memory of the direct-conversation cache; it is cleared when full.
+const DIRECT_CACHE_MAX: usize = 100_000;
+
+struct Writer {
+    pool: DbPool,
+    ids: IdAllocator,
+    hub: Arc<Hub>,
+    direct: HashMap<(UserId, UserId), ConversationId>,
+    /// Active members of the current batch's conversations: checked before the commit, used
+    /// for the fan-out after it.
+    members: HashMap<ConversationId, Vec<UserId>>,
+    max_batch: usize,
+}
+
+/// A request that passed the checks, with its conversation and members resolved.
+struct Accepted {
+    request: SendRequest,
+    conversation: ConversationId,
+}
+
+impl Writer {
+    fn run(&mut self, mut rx: mpsc::Receiver<SendRequest>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch);
+        }
+        tracing::debug!("send queue closed; writer stops");
+    }
+
+    fn process(&mut self, batch: Vec<SendRequest>) {
+        let mut conn = match self.pool.get() {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::warn!(error = %err, batch = batch.len(), "no database connection for sends");
+                let failure = ChatError::Unavailable(err.to_string());
+                batch.into_iter().for_each(|r| self.answer(r.reply, Err(clone_err(&failure)), &r.client_msg_id));
+                return;
+            }
+        };
+        let accepted = self.resolve(&mut conn, batch);
+        let (fresh, retried) = match self.split_retries(&mut conn, accepted) {
+            Ok(parts) => parts,
+            Err(failed) => return self.fail_all(failed.0, failed.1),
+        };
+        for (request, row) in retried {
+            self.answer(request.reply, Ok(Ack::of(&row, true)), "");
+        }
+        let (drafts, waiting) = self.allocate(fresh);
+        if drafts.is_empty() {
+            return;
+        }
+        match write_transaction(&mut conn, |c| messages::append(c, drafts.clone())) {
+            Ok(rows) => self.publish(rows, waiting),
+            Err(err) => {
+                tracing::warn!(error = %err, batch = drafts.len(), "batch commit failed; retrying one by one");
+                self.commit_one_by_one(&mut conn, drafts, waiting);
+            }
+        }
+    }
+
+    /// Finds each request's conversation and drops those the sender may not write to.
+    fn resolve(&mut self, conn: &mut tern_db::PooledConn, batch: Vec<SendRequest>) -> Vec<Accepted> {
+        let mut resolved = Vec::with_capacity(batch.len());
+        for request in batch {
+            match self.conversation_of(conn, &request) {
+                Ok(conversation) => resolved.push(Accepted { request, conversation }),
+                Err(err) => {
+                    let id = request.client_msg_id.clone();
+                    self.answer(request.reply, Err(err), &id);
+                }
+            }
+        }
+        let conversations: Vec<ConversationId> = resolved.iter().map(|a| a.conversation).collect();
+        let members = match conversations::active_members_of(conn, &conversations) {
+            Ok(members) => members,
+            Err(err) => {
+                let failure = ChatError::from(err);
+                for a in resolved {
+                    self.answer(a.request.reply, Err(clone_err(&failure)), &a.request.client_msg_id);
+                }
+                return Vec::new();
+            }
+        };
+        self.members = members;
+        let mut accepted = Vec::with_capacity(resolved.len());
+        for a in resolved {
+            let is_member =
+                self.members.get(&a.conversation).is_some_and(|m| m.contains(&a.request.sender));
+            if is_member {
+                accepted.push(a);
+            } else {
+                let err = ChatError::refused(ErrorCode::NotMember, "not a member of this conversation");
+                self.answer(a.request.reply, Err(err), &a.request.client_msg_id);
+            }
+        }
+        accepted
+    }
+
+    fn conversation_of(
+        &mut self,
+        conn: &mut tern_db::PooledConn,
+        request: &SendRequest,
+    ) -> Result<ConversationId, ChatError> {
+        let peer = match request.target {
+            Target::Conversation(id) => return Ok(id),
+            Target::User(peer) => peer,
+        };
+        if peer == request.sender {
+            return Err(ChatError::refused(ErrorCode::Forbidden, "cannot send to yourself"));
+        }
+        let key = if request.sender < peer { (request.sender, peer) } else { (peer, request.sender) };
+        if let Some(id) = self.direct.get(&key) {
+            return Ok(*id);
+        }
+        if users::find_user(conn, peer)?.is_none() {
+            return Err(ChatError::refused(ErrorCode::NotFound, "no such user"));
+        }
+        let id = conversations::direct_conversation(conn, key.0, key.1, clock::now_ms())?;
+        if self.direct.len() >= DIRECT_CACHE_MAX {
+            self.direct.clear();
+        }
+        self.direct.insert(key, id);
+        Ok(id)
+    }
+
+    /// Separates first sends from retries of messages already stored. Two sends with the
+    /// same client id inside one batch are caught later, in `allocate`.
+    #[allow(clippy::type_complexity)]
+    fn split_retries(
+        &self,
+        conn: &mut tern_db::PooledConn,
+        accepted: Vec<Accepted>,
+    ) -> Result<(Vec<Accepted>, Vec<(SendRequest, MessageRow)>), (Vec<Accepted>, ChatError)> {
+        let keys: Vec<(UserId, &str)> =
+            accepted.iter().map(|a| (a.request.sender, a.request.client_msg_id.as_str())).collect();
+        let stored = match messages::find_by_client_ids(conn, &keys) {
+            Ok(rows) => rows,
+            Err(err) => return Err((accepted, err.into())),
+        };
+        let stored: HashMap<(i64, &str), &MessageRow> =
+            stored.iter().map(|r| ((r.sender_id, r.client_msg_id.as_str()), r)).collect();
+        let mut fresh = Vec::with_capacity(accepted.len());
+        let mut retried = Vec::new();
+        for a in accepted {
+            let found = stored.get(&(a.request.sender.0, a.request.client_msg_id.as_str())).cloned();
+            match found {
+                Some(row) => retried.push((a.request, row.clone())),
+                None => fresh.push(a),
+            }
+        }
+        Ok((fresh, retried))
+    }
+
+    /// Takes a seq for each first send, in queue order.
+    fn allocate(&self, fresh: Vec<Accepted>) -> (Vec<Draft>, Vec<Waiting>) {
+        let now = clock::now_ms();
+        let mut drafts = Vec::with_capacity(fresh.len());
+        let mut waiting = Vec::with_capacity(fresh.len());
+        let mut firsts: HashMap<(UserId, String), usize> = HashMap::new();
+        for a in fresh {
+            let key = (a.request.sender, a.request.client_msg_id.clone());
+            if let Some(&first) = firsts.get(&key) {
+                waiting.push(Waiting { request: a.request, draft: None, duplicate_of: Some(first) });
+                continue;
+            }
+            let seq = match self.ids.next_seq(a.conversation.0) {
+                Ok(seq) => seq,
+                Err(err) => {
+                    tracing::warn!(error = %err, conv.id = a.conversation.0, "no seq for a send");
+                    let id = a.request.client_msg_id.clone();
+                    self.answer(a.request.reply, Err(err.into()), &id);
+                    continue;
+                }
+            };
+            let (kind, body, meta) = content_to_columns(&a.request.content);
+            firsts.insert(key, drafts.len());
+            drafts.push(Draft {
+                conversation_id: a.conversation,
+                seq: i64::try_from(seq).unwrap_or(i64::MAX),
+                sender_id: a.request.sender,
+                client_msg_id: a.request.client_msg_id.clone(),
+                kind,
+                body,
+                meta,
+                created_at: now,
+            });
+            waiting.push(Waiting { request: a.request, draft: Some(drafts.len() - 1), duplicate_of: None });
+        }
+        (drafts, waiting)
+    }
+
+    /// After a commit: ack every sender, then push each message to its members.
+    fn publish(&self, rows: Vec<MessageRow>, waiting: Vec<Waiting>) {
+        for w in waiting {
+            let (index, duplicate) = match (w.draft, w.duplicate_of) {
+                (Some(i), _) => (i, false),
+                (None, Some(i)) => (i, true),
+                (None, None) => continue,
+            };
+            let Some(row) = rows.get(index) else { continue };
+            let sender = w.request.sender;
+            let session = w.request.sender_session;
+            self.answer(w.request.reply, Ok(Ack::of(row, duplicate)), "");
+            if !duplicate {
+                self.fan_out(row, sender, session);
+            }
+        }
+    }
+
+    fn fan_out(&self, row: &MessageRow, sender: UserId, session: Option<u64>) {
+        let conversation = ConversationId(row.conversation_id);
+        let Some(members) = self.members.get(&conversation) else { return };
+        let frame = Outgoing::new(ServerFrame::Message(message_view(row)));
+        for member in members {
+            let skip = if *member == sender { session } else { None };
+            self.hub.deliver(*member, &frame, skip);
+        }
+    }
+
+    /// A batch failed as a whole (a retry raced in from another node, say): store each
+    /// message in its own transaction so one bad message cannot fail the others.
+    fn commit_one_by_one(&self, conn: &mut tern_db::PooledConn, drafts: Vec<Draft>, waiting: Vec<Waiting>) {
+        let outcomes: Vec<Result<(MessageRow, bool), ChatError>> =
+            drafts.into_iter().map(|draft| commit_single(conn, draft)).collect();
+        for w in waiting {
+            let (index, repeat) = match (w.draft, w.duplicate_of) {
+                (Some(i), _) => (i, false),
+                (None, Some(i)) => (i, true),
+                (None, None) => continue,
+            };
+            let id = w.request.client_msg_id.clone();
+            match outcomes.get(index) {
+                Some(Ok((row, stored_before))) => {
+                    let duplicate = repeat || *stored_before;
+                    let (sender, session) = (w.request.sender, w.request.sender_session);
+                    self.answer(w.request.reply, Ok(Ack::of(row, duplicate)), "");
+                    if !duplicate {
+                        self.fan_out(row, sender, session);
+                    }
+                }
+                Some(Err(err)) => self.answer(w.request.reply, Err(clone_err(err)), &id),
+                None => self.answer(w.request.reply, Err(ChatError::Internal("no outcome".into())), &id),
+            }
+        }
+    }
+
+    fn fail_all(&self, accepted: Vec<Accepted>, err: ChatError) {
+        tracing::warn!(error = %err, batch = accepted.len(), "sends failed before commit");
+        for a in accepted {
+            self.answer(a.request.reply, Err(clone_err(&err)), &a.request.client_msg_id);
+        }
+    }
+
+    fn answer(&self, reply: Reply, outcome: Result<Ack, ChatError>, client_msg_id: &str) {
+        match reply {
+            Reply::Caller(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Reply::Session { user, session } => {
+                let frame = match outcome {
+                    Ok(ack) => ack.frame(),
+                    Err(err) => ServerFrame::Error(
+                        err.to_wire().answering(Some(client_msg_id.to_owned())),
+                    ),
+                };
+                self.hub.deliver_to_session(user, session, &Outgoing::new(frame));
+            }
+        }
+    }
+}
+
+/// Stores one draft unless its client id is already stored; says which happened.
+fn commit_single(conn: &mut tern_db::PooledConn, draft: Draft) -> Result<(MessageRow, bool), ChatError> {
+    let key = [(draft.sender_id, draft.client_msg_id.as_str())];
+    if let Some(row) = messages::find_by_client_ids(conn, &key)?.pop() {
+        return Ok((row, true));
+    }
+    let mut rows = write_transaction(conn, |c| messages::append(c, vec![draft.clone()]))
+        .inspect_err(|err| tracing::warn!(error = %err, "send failed to commit"))?;
+    rows.pop().map(|row| (row, false)).ok_or_else(|| ChatError::Internal("insert returned nothing".into()))
+}
+
+/// A first send or an in-batch retry, waiting for its draft to commit.
+struct Waiting {
+    request: SendRequest,
+    /// Index of this request's own draft.
+    draft: Option<usize>,
+    /// Index of the draft this request repeats.
+    duplicate_of: Option<usize>,
+}
+
+fn clone_err(err: &ChatError) -> ChatError {
+    match err {
+        ChatError::Refused(w) => ChatError::Refused(w.clone()),
+        ChatError::Unavailable(m) => ChatError::Unavailable(m.clone()),
+        ChatError::Internal(m) => ChatError::Internal(m.clone()),
+    }
+}

@@ -1,0 +1,139 @@
+//! `tern-cli`: register, log in, send and listen from a terminal or a script.
+//!
+//! ```text
+//! tern-cli register alice secret-pw
+//! tern-cli chat alice secret-pw bob        # type lines to send to bob; his replies print
+//! tern-cli send alice secret-pw bob "hi"   # one message, waits for the ack
+//! tern-cli listen bob secret-pw            # prints everything that arrives
+//! ```
+//! The server is `http://127.0.0.1:8080` unless `TERN_SERVER` says otherwise.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use tern_client::{HttpClient, WsClient};
+use tern_protocol::{ServerFrame, UserId};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const USAGE: &str = "usage:
+  tern-cli register USER PASSWORD
+  tern-cli send USER PASSWORD TO_USER TEXT
+  tern-cli chat USER PASSWORD TO_USER
+  tern-cli listen USER PASSWORD
+environment: TERN_SERVER (default http://127.0.0.1:8080), TERN_DEVICE (default cli)";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let server = std::env::var("TERN_SERVER").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+    let http = HttpClient::new(&server);
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["register", user, password] => {
+            let account = http.register(user, password).await?;
+            println!("registered {} as user {}", account.username, account.user_id);
+        }
+        ["send", user, password, to, text] => send_one(&http, user, password, to, text).await?,
+        ["chat", user, password, to] => chat(&http, user, password, Some(to)).await?,
+        ["listen", user, password] => chat(&http, user, password, None).await?,
+        _ => bail!("{USAGE}"),
+    }
+    Ok(())
+}
+
+struct Connected {
+    ws: WsClient,
+    token: String,
+    me: UserId,
+}
+
+async fn connect(http: &HttpClient, user: &str, password: &str) -> anyhow::Result<Connected> {
+    let session = http.login(user, password).await.context("logging in")?;
+    let device = std::env::var("TERN_DEVICE").unwrap_or_else(|_| "cli".into());
+    let (ws, info) = WsClient::connect(http.host(), &session.token, &device, Vec::new()).await?;
+    Ok(Connected { ws, token: session.token, me: info.user_id })
+}
+
+async fn send_one(http: &HttpClient, user: &str, password: &str, to: &str, text: &str) -> anyhow::Result<()> {
+    let mut c = connect(http, user, password).await?;
+    let peer = http.user_by_name(&c.token, to).await.context("finding the recipient")?;
+    let id = client_msg_id();
+    c.ws.send_text(peer.user_id, &id, text).await?;
+    let (frame, _) = c.ws.until(Duration::from_secs(10), |f| is_answer(f, &id)).await?;
+    match frame {
+        ServerFrame::Ack { seq, message_id, .. } => println!("sent: seq {seq}, id {message_id}"),
+        ServerFrame::Error(err) => bail!("refused: {err}"),
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn chat(http: &HttpClient, user: &str, password: &str, to: Option<&&str>) -> anyhow::Result<()> {
+    let mut c = connect(http, user, password).await?;
+    let peer = match to {
+        Some(name) => Some(http.user_by_name(&c.token, name).await.context("finding the peer")?),
+        None => None,
+    };
+    let mut names = std::collections::HashMap::new();
+    names.insert(c.me, user.to_owned());
+    if let Some(peer) = &peer {
+        names.insert(peer.user_id, peer.username.clone());
+        println!("chatting with {}; type a line and press enter (Ctrl-D to quit)", peer.username);
+    } else {
+        println!("listening as {user} (Ctrl-C to quit)");
+    }
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut ping = tokio::time::interval(Duration::from_secs(20));
+    let mut stdin_open = peer.is_some();
+    loop {
+        tokio::select! {
+            line = lines.next_line(), if stdin_open => match line? {
+                Some(text) if !text.trim().is_empty() => {
+                    if let Some(peer) = &peer {
+                        c.ws.send_text(peer.user_id, &client_msg_id(), &text).await?;
+                    }
+                }
+                Some(_) => {}
+                None => stdin_open = false,
+            },
+            _ = ping.tick() => c.ws.send(&tern_protocol::ClientFrame::Ping { nonce: None }).await?,
+            frame = c.ws.next() => {
+                let frame = frame?;
+                show(&frame, &names);
+                if let ServerFrame::Message(m) = &frame {
+                    c.ws.receipt(m.conversation_id, m.seq).await?;
+                }
+            }
+        }
+        if !stdin_open && peer.is_some() {
+            return Ok(());
+        }
+    }
+}
+
+fn show(frame: &ServerFrame, names: &std::collections::HashMap<UserId, String>) {
+    match frame {
+        ServerFrame::Message(m) => {
+            let who = names.get(&m.sender_id).cloned().unwrap_or_else(|| format!("user {}", m.sender_id));
+            let tern_protocol::frames::Content::Text { text } = &m.content;
+            println!("[{who}] {text}");
+        }
+        ServerFrame::Delivered { seq, .. } => println!("  (delivered up to #{seq})"),
+        ServerFrame::Error(err) => println!("  error: {err}"),
+        ServerFrame::Kicked { reason } => println!("  kicked: {reason}"),
+        ServerFrame::GoingAway { .. } => println!("  server going away"),
+        _ => {}
+    }
+}
+
+fn is_answer(frame: &ServerFrame, id: &str) -> bool {
+    match frame {
+        ServerFrame::Ack { client_msg_id, .. } => client_msg_id == id,
+        ServerFrame::Error(err) => err.client_msg_id.as_deref() == Some(id),
+        _ => false,
+    }
+}
+
+fn client_msg_id() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("cli-{nanos:x}-{}", std::process::id())
+}

@@ -1,0 +1,170 @@
+//! HTTP/1.1 calls over a fresh connection each, which keeps the client free of a pool.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tern_protocol::http::{Account, Credentials, ErrorBody, HistoryPage, Session};
+use tern_protocol::{ConversationId, WireError};
+use tokio::net::TcpStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The server answered with an error body.
+    #[error("{status}: {error}")]
+    Api { status: u16, error: WireError },
+    /// The server answered something that is not the expected JSON.
+    #[error("unexpected response {status}: {body}")]
+    Unexpected { status: u16, body: String },
+    #[error("transport: {0}")]
+    Transport(String),
+}
+
+impl HttpError {
+    /// The wire error code, when the server gave one.
+    pub fn code(&self) -> Option<tern_protocol::ErrorCode> {
+        match self {
+            HttpError::Api { error, .. } => Some(error.code),
+            _ => None,
+        }
+    }
+}
+
+fn transport(err: impl std::fmt::Display) -> HttpError {
+    HttpError::Transport(err.to_string())
+}
+
+/// A raw response: status and body bytes.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+/// Talks to one server, e.g. `http://127.0.0.1:8080`.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    host: String,
+}
+
+impl HttpClient {
+    pub fn new(base: &str) -> HttpClient {
+        let host = base.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        HttpClient { host }
+    }
+
+    /// The `host:port` this client talks to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> Result<Account, HttpError> {
+        let body = Credentials { username: username.into(), password: password.into() };
+        self.json("POST", "/api/v1/accounts", None, Some(&body)).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Result<Session, HttpError> {
+        let body = Credentials { username: username.into(), password: password.into() };
+        self.json("POST", "/api/v1/sessions", None, Some(&body)).await
+    }
+
+    /// Registers (ignoring a taken name) and logs in.
+    pub async fn sign_up(&self, username: &str, password: &str) -> Result<Session, HttpError> {
+        match self.register(username, password).await {
+            Ok(_) => {}
+            Err(err) if err.code() == Some(tern_protocol::ErrorCode::Conflict) => {}
+            Err(err) => return Err(err),
+        }
+        self.login(username, password).await
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<(), HttpError> {
+        let response = self.raw("DELETE", "/api/v1/sessions/current", Some(token), None).await?;
+        expect_empty(response)
+    }
+
+    pub async fn user_by_name(&self, token: &str, username: &str) -> Result<Account, HttpError> {
+        let path = format!("/api/v1/users?username={username}");
+        self.json::<(), _>("GET", &path, Some(token), None).await
+    }
+
+    /// A history page; `query` is e.g. `before=10&limit=20`.
+    pub async fn history(
+        &self,
+        token: &str,
+        conversation: ConversationId,
+        query: &str,
+    ) -> Result<HistoryPage, HttpError> {
+        let path = format!("/api/v1/conversations/{conversation}/messages?{query}");
+        self.json::<(), _>("GET", &path, Some(token), None).await
+    }
+
+    /// Any JSON call.
+    pub async fn json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&B>,
+    ) -> Result<T, HttpError> {
+        let bytes = match body {
+            Some(body) => Some(Bytes::from(serde_json::to_vec(body).map_err(transport)?)),
+            None => None,
+        };
+        let response = self.raw(method, path, token, bytes).await?;
+        decode(response)
+    }
+
+    /// Any call, returning the raw status and body.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Bytes>,
+    ) -> Result<RawResponse, HttpError> {
+        let stream = TcpStream::connect(&self.host).await.map_err(transport)?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(transport)?;
+        tokio::spawn(connection);
+        let mut request = Request::builder().method(method).uri(path).header(HOST, &self.host);
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header(CONTENT_TYPE, "application/json");
+        }
+        let request = request.body(Full::new(body.unwrap_or_default())).map_err(transport)?;
+        let response = sender.send_request(request).await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.map_err(transport)?.to_bytes();
+        Ok(RawResponse { status, body })
+    }
+}
+
+fn decode<T: DeserializeOwned>(response: RawResponse) -> Result<T, HttpError> {
+    if (200..300).contains(&response.status) {
+        return serde_json::from_slice(&response.body).map_err(|_| unexpected(&response));
+    }
+    match serde_json::from_slice::<ErrorBody>(&response.body) {
+        Ok(body) => Err(HttpError::Api { status: response.status, error: body.error }),
+        Err(_) => Err(unexpected(&response)),
+    }
+}
+
+fn expect_empty(response: RawResponse) -> Result<(), HttpError> {
+    if (200..300).contains(&response.status) {
+        return Ok(());
+    }
+    decode::<serde_json::Value>(response).map(|_| ())
+}
+
+fn unexpected(response: &RawResponse) -> HttpError {
+    HttpError::Unexpected {
+        status: response.status,
+        body: String::from_utf8_lossy(&response.body).chars().take(500).collect(),
+    }
+}

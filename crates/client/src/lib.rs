@@ -1,0 +1,10 @@
+//! A small Tern client: the HTTP calls and a WebSocket session.
+//!
+//! Used by `tern-cli`, by the integration tests and by the load generator, so all three speak
+//! to the server exactly as any other client would.
+
+mod http;
+mod ws;
+
+pub use http::{HttpClient, HttpError};
+pub use ws::{WsClient, WsError};

@@ -1,0 +1,152 @@
+//! Messages: stored once per conversation, keyed by `(conversation_id, seq)`.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use tern_db::DbConnection;
+use tern_protocol::{ConversationId, UserId};
+
+use crate::StorageError;
+use crate::schema::{conversations, messages};
+
+#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    pub conversation_id: i64,
+    pub seq: i64,
+    pub prev_seq: i64,
+    pub sender_id: i64,
+    pub client_msg_id: String,
+    pub kind: String,
+    pub body: String,
+    pub meta: Option<String>,
+    pub created_at: i64,
+    pub recalled_at: Option<i64>,
+}
+
+/// A message about to be stored: its seq is allocated, its `prev_seq` is not known yet.
+#[derive(Clone, Debug)]
+pub struct Draft {
+    pub conversation_id: ConversationId,
+    pub seq: i64,
+    pub sender_id: UserId,
+    pub client_msg_id: String,
+    pub kind: String,
+    pub body: String,
+    pub meta: Option<String>,
+    pub created_at: i64,
+}
+
+/// Stored messages that answer any of these `(sender, client_msg_id)` pairs, in one query.
+pub fn find_by_client_ids(
+    conn: &mut DbConnection,
+    keys: &[(UserId, &str)],
+) -> Result<Vec<MessageRow>, StorageError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let senders: Vec<i64> = keys.iter().map(|(s, _)| s.0).collect();
+    let ids: Vec<&str> = keys.iter().map(|(_, c)| *c).collect();
+    let found = messages::table
+        .filter(messages::client_msg_id.eq_any(&ids))
+        .filter(messages::sender_id.eq_any(&senders))
+        .select(MessageRow::as_select())
+        .load(conn)?;
+    // The two IN lists over-match across pairs; keep exact pairs only.
+    Ok(found
+        .into_iter()
+        .filter(|row| keys.iter().any(|(s, c)| s.0 == row.sender_id && *c == row.client_msg_id))
+        .collect())
+}
+
+/// Appends drafts in the caller's transaction: links each to the message before it, inserts
+/// them in one statement and moves each conversation's `last_seq`.
+///
+/// Drafts of one conversation must come in increasing seq order, every seq above the
+/// conversation's current `last_seq`; the allocator guarantees both.
+pub fn append(conn: &mut DbConnection, drafts: Vec<Draft>) -> Result<Vec<MessageRow>, StorageError> {
+    if drafts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut last: HashMap<i64, i64> = last_seqs(conn, &drafts)?;
+    let rows: Vec<MessageRow> = drafts
+        .into_iter()
+        .map(|d| {
+            let prev = last.insert(d.conversation_id.0, d.seq).unwrap_or(0);
+            MessageRow {
+                conversation_id: d.conversation_id.0,
+                seq: d.seq,
+                prev_seq: prev,
+                sender_id: d.sender_id.0,
+                client_msg_id: d.client_msg_id,
+                kind: d.kind,
+                body: d.body,
+                meta: d.meta,
+                created_at: d.created_at,
+                recalled_at: None,
+            }
+        })
+        .collect();
+    let insert = diesel::insert_into(messages::table).values(&rows);
+    tern_db::on_backend!(conn, c => insert.execute(c)).map_err(StorageError::from_insert)?;
+    for (conversation, seq) in &last {
+        let at = rows.iter().rev().find(|r| r.conversation_id == *conversation);
+        let activity = at.map(|r| r.created_at).unwrap_or_default();
+        diesel::update(conversations::table.find(conversation))
+            .set((conversations::last_seq.eq(seq), conversations::last_activity_at.eq(activity)))
+            .execute(conn)?;
+    }
+    Ok(rows)
+}
+
+fn last_seqs(conn: &mut DbConnection, drafts: &[Draft]) -> Result<HashMap<i64, i64>, StorageError> {
+    let mut ids: Vec<i64> = drafts.iter().map(|d| d.conversation_id.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let found = conversations::table
+        .filter(conversations::id.eq_any(&ids))
+        .select((conversations::id, conversations::last_seq))
+        .load::<(i64, i64)>(conn)?;
+    Ok(found.into_iter().collect())
+}
+
+/// Which way a history page runs from its starting seq.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Messages with seq below the cursor, newest of them first in the scan.
+    Before,
+    /// Messages with seq above the cursor.
+    After,
+}
+
+/// A page of one conversation, oldest first, limited to the seqs the reader may see
+/// (`visible` is the reader's membership window, both ends inclusive).
+pub fn page(
+    conn: &mut DbConnection,
+    conversation: ConversationId,
+    direction: Direction,
+    cursor: i64,
+    limit: i64,
+    visible: (i64, i64),
+) -> Result<Vec<MessageRow>, StorageError> {
+    let base = messages::table
+        .filter(messages::conversation_id.eq(conversation.0))
+        .filter(messages::seq.ge(visible.0))
+        .filter(messages::seq.le(visible.1))
+        .select(MessageRow::as_select())
+        .limit(limit);
+    let mut rows = match direction {
+        Direction::Before => base
+            .filter(messages::seq.lt(cursor))
+            .order(messages::seq.desc())
+            .load(conn)?,
+        Direction::After => base
+            .filter(messages::seq.gt(cursor))
+            .order(messages::seq.asc())
+            .load(conn)?,
+    };
+    if direction == Direction::Before {
+        rows.reverse();
+    }
+    Ok(rows)
+}
