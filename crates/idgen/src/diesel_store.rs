@@ -1,0 +1,315 @@
+//! The segment store on the `id_segments` table, for SQLite, PostgreSQL and MySQL alike.
+//!
+//! Every claim is one version-checked `UPDATE` in autocommit:
+//!
+//! ```sql
+//! UPDATE id_segments SET next_seq = next_seq + :step, version = version + 1, updated_at = :now
+//!  WHERE conversation_id = :c AND version = :v
+//! ```
+//!
+//! The store remembers the `(version, next_seq)` pair its last statement left behind. Every
+//! write bumps `version`, so when the update matches one row nobody else wrote in between and
+//! the claimed range is exactly `[next_seq, next_seq + step)` as remembered: one round trip per
+//! segment. When it matches no row, another process claimed first; the store reads the row
+//! again and retries, a bounded number of times.
+//!
+//! Why this is safe across processes: two claims that succeed both moved the row from some
+//! version `v` to `v + 1`, and a single row can only make that move once, so the claims start
+//! from different `next_seq` values and each moved `next_seq` past its own range. Ranges are
+//! therefore disjoint. No statement holds a lock beyond itself, so there is no lock order to
+//! get wrong and no transaction can deadlock; it is plain SQL every backend runs the same way.
+//!
+//! A conversation without a row gets one by `INSERT` starting at 1; when two processes race
+//! to insert, the loser sees a unique violation and takes the read-and-update path.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use tern_db::{DbConnection, DbPool};
+
+use crate::layout::MAX_SEQ;
+use crate::{IdgenError, SegmentStore};
+
+diesel::table! {
+    id_segments (conversation_id) {
+        conversation_id -> BigInt,
+        next_seq -> BigInt,
+        version -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+use id_segments::dsl;
+
+/// Lost races before a claim gives up with [`IdgenError::Contended`]. Each lost race means
+/// another process claimed a segment for the same conversation in the same instant; with
+/// segments sized to last seconds, even a handful of nodes rarely lose twice in a row.
+const MAX_ATTEMPTS: u32 = 16;
+
+/// Cached rows kept per cache shard; past it the shard is cleared (a miss costs one read).
+/// The allocator forgets conversations it evicts, so this only bounds a leak, it is not the
+/// working limit.
+const CACHE_SHARD_CAP: usize = 1 << 14;
+const CACHE_SHARDS: usize = 16;
+
+/// A [`SegmentStore`] on the `id_segments` table through a [`DbPool`].
+pub struct DieselSegmentStore {
+    pool: DbPool,
+    known: Box<[Mutex<HashMap<i64, Row>>]>,
+    round_trips: AtomicU64,
+}
+
+/// The row as our last statement left it.
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    next_seq: u64,
+    version: i64,
+}
+
+impl DieselSegmentStore {
+    pub fn new(pool: DbPool) -> Self {
+        DieselSegmentStore {
+            pool,
+            known: (0..CACHE_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            round_trips: AtomicU64::new(0),
+        }
+    }
+
+    fn cache(&self, conversation_id: i64) -> MutexGuard<'_, HashMap<i64, Row>> {
+        let shard = &self.known[(conversation_id as u64 % CACHE_SHARDS as u64) as usize];
+        shard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn remember(&self, conversation_id: i64, row: Row) {
+        let mut cache = self.cache(conversation_id);
+        if cache.len() >= CACHE_SHARD_CAP && !cache.contains_key(&conversation_id) {
+            cache.clear();
+        }
+        cache.insert(conversation_id, row);
+    }
+
+    fn connection(&self, conversation_id: i64) -> Result<tern_db::PooledConn, IdgenError> {
+        self.pool.get().map_err(|err| {
+            IdgenError::unavailable(conversation_id, format!("no database connection: {err}"))
+        })
+    }
+
+    fn count_round_trip(&self) {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn read(
+        &self,
+        conn: &mut DbConnection,
+        conversation_id: i64,
+    ) -> Result<Option<Row>, IdgenError> {
+        self.count_round_trip();
+        let found = dsl::id_segments
+            .find(conversation_id)
+            .select((dsl::next_seq, dsl::version))
+            .first::<(i64, i64)>(conn)
+            .optional()
+            .map_err(|err| query_failed(conversation_id, err))?;
+        let Some((next_seq, version)) = found else {
+            return Ok(None);
+        };
+        let row = row_from_db(conversation_id, next_seq, version)?;
+        self.remember(conversation_id, row);
+        Ok(Some(row))
+    }
+
+    /// Creates the row with the first segment; `None` when another process created it first.
+    fn insert_first(
+        &self,
+        conn: &mut DbConnection,
+        conversation_id: i64,
+        step: u64,
+    ) -> Result<Option<Range<u64>>, IdgenError> {
+        let step = step.min(MAX_SEQ);
+        self.count_round_trip();
+        let inserted = diesel::insert_into(dsl::id_segments)
+            .values((
+                dsl::conversation_id.eq(conversation_id),
+                dsl::next_seq.eq(to_db(1 + step)),
+                dsl::version.eq(1),
+                dsl::updated_at.eq(now_ms()),
+            ))
+            .execute(conn);
+        match inserted {
+            Ok(_) => {
+                self.remember(
+                    conversation_id,
+                    Row {
+                        next_seq: 1 + step,
+                        version: 1,
+                    },
+                );
+                Ok(Some(1..1 + step))
+            }
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(None),
+            Err(err) => Err(query_failed(conversation_id, err)),
+        }
+    }
+
+    /// The version-checked claim; `false` when someone else wrote the row since `row`.
+    fn advance(
+        &self,
+        conn: &mut DbConnection,
+        conversation_id: i64,
+        row: Row,
+        step: u64,
+    ) -> Result<bool, IdgenError> {
+        self.count_round_trip();
+        let updated = diesel::update(
+            dsl::id_segments
+                .filter(dsl::conversation_id.eq(conversation_id))
+                .filter(dsl::version.eq(row.version)),
+        )
+        .set((
+            dsl::next_seq.eq(dsl::next_seq + to_db(step)),
+            dsl::version.eq(dsl::version + 1),
+            dsl::updated_at.eq(now_ms()),
+        ))
+        .execute(conn)
+        .map_err(|err| query_failed(conversation_id, err))?;
+        if updated == 1 {
+            let next = Row {
+                next_seq: row.next_seq + step,
+                version: row.version + 1,
+            };
+            self.remember(conversation_id, next);
+        }
+        Ok(updated == 1)
+    }
+
+    /// Moves `next_seq` back to `unused.start` if it still stands at `unused.end`.
+    fn rewind(
+        &self,
+        conn: &mut DbConnection,
+        conversation_id: i64,
+        row: Row,
+        unused: &Range<u64>,
+    ) -> Result<bool, IdgenError> {
+        self.count_round_trip();
+        let updated = diesel::update(
+            dsl::id_segments
+                .filter(dsl::conversation_id.eq(conversation_id))
+                .filter(dsl::version.eq(row.version))
+                .filter(dsl::next_seq.eq(to_db(unused.end))),
+        )
+        .set((
+            dsl::next_seq.eq(to_db(unused.start)),
+            dsl::version.eq(dsl::version + 1),
+            dsl::updated_at.eq(now_ms()),
+        ))
+        .execute(conn)
+        .map_err(|err| query_failed(conversation_id, err))?;
+        if updated == 1 {
+            let next = Row {
+                next_seq: unused.start,
+                version: row.version + 1,
+            };
+            self.remember(conversation_id, next);
+        }
+        Ok(updated == 1)
+    }
+}
+
+impl SegmentStore for DieselSegmentStore {
+    fn claim(&self, conversation_id: i64, step: u64) -> Result<Range<u64>, IdgenError> {
+        let step = step.max(1);
+        let mut conn = self.connection(conversation_id)?;
+        let mut known = self.cache(conversation_id).get(&conversation_id).copied();
+        for _ in 0..MAX_ATTEMPTS {
+            let row = match known.take() {
+                Some(row) => row,
+                None => match self.read(&mut conn, conversation_id)? {
+                    Some(row) => row,
+                    None => match self.insert_first(&mut conn, conversation_id, step)? {
+                        Some(range) => return Ok(range),
+                        None => continue,
+                    },
+                },
+            };
+            if row.next_seq > MAX_SEQ {
+                return Err(IdgenError::SeqSpaceExhausted { conversation_id });
+            }
+            // Near the end of the seq space the last segment is shorter.
+            let step = step.min(MAX_SEQ + 1 - row.next_seq);
+            if self.advance(&mut conn, conversation_id, row, step)? {
+                return Ok(row.next_seq..row.next_seq + step);
+            }
+        }
+        Err(IdgenError::Contended {
+            conversation_id,
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    fn give_back(&self, conversation_id: i64, unused: Range<u64>) -> Result<bool, IdgenError> {
+        if unused.is_empty() {
+            return Ok(true);
+        }
+        let mut conn = self.connection(conversation_id)?;
+        let mut known = self.cache(conversation_id).get(&conversation_id).copied();
+        for _ in 0..MAX_ATTEMPTS {
+            let row = match known.take() {
+                Some(row) => row,
+                None => match self.read(&mut conn, conversation_id)? {
+                    Some(row) => row,
+                    None => return Ok(false),
+                },
+            };
+            // Someone claimed after this range (or returned theirs below it): it stays used.
+            if row.next_seq != unused.end {
+                return Ok(false);
+            }
+            if self.rewind(&mut conn, conversation_id, row, &unused)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn forget(&self, conversation_id: i64) {
+        self.cache(conversation_id).remove(&conversation_id);
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+}
+
+fn row_from_db(conversation_id: i64, next_seq: i64, version: i64) -> Result<Row, IdgenError> {
+    match u64::try_from(next_seq) {
+        Ok(next_seq) if next_seq >= 1 => Ok(Row { next_seq, version }),
+        _ => Err(IdgenError::CorruptRow {
+            conversation_id,
+            detail: format!("next_seq is {next_seq}; it starts at 1 and only grows"),
+        }),
+    }
+}
+
+/// Seqs stay at or below 2^32, far inside `BIGINT`.
+fn to_db(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn query_failed(conversation_id: i64, err: DieselError) -> IdgenError {
+    IdgenError::unavailable(conversation_id, format!("segment query failed: {err}"))
+}
