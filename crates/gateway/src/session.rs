@@ -200,7 +200,13 @@ where
                     }
                 }
                 queued = registration.queue.recv() => {
-                    let Some(frame) = queued else { return };
+                    let Some(frame) = queued else {
+                        // The hub dropped this connection's queue: it was replaced, and the
+                        // kick that says so is already set.
+                        let reason = timeout(FAREWELL_TIMEOUT, kick.kicked()).await.unwrap_or_default();
+                        self.farewell(&ServerFrame::Kicked { reason: reason.clone() }, CloseCode::Policy, &reason).await;
+                        return;
+                    };
                     if already_sent(&mut sent, &frame) {
                         continue;
                     }
