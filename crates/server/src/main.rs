@@ -37,7 +37,9 @@ fn parse_args() -> anyhow::Result<Option<PathBuf>> {
 
 fn init_logging(config: &Config) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only for a terminal: piped logs stay plain text for whatever reads them.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
     if config.log.format == "json" {
         builder.json().init();
     } else {
