@@ -54,7 +54,12 @@ struct Owner {
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
-type Shard = Mutex<HashMap<i64, Arc<Generator>, BuildHasherDefault<ConversationHasher>>>;
+type GeneratorMap = HashMap<i64, Arc<Generator>, BuildHasherDefault<ConversationHasher>>;
+
+/// One shard of the map, padded to its own pair of cache lines so that threads working on
+/// conversations in neighbouring shards do not slow each other down through the hardware.
+#[repr(align(128))]
+struct Shard(Mutex<GeneratorMap>);
 
 /// What the allocator's threads and callers share.
 pub(crate) struct Shared {
@@ -95,7 +100,7 @@ impl IdAllocator {
         let config = config.normalized();
         let shard_count = MAX_SHARDS.min(prev_power_of_two(config.max_generators));
         let shards = (0..shard_count)
-            .map(|_| Mutex::new(HashMap::default()))
+            .map(|_| Shard(Mutex::new(HashMap::default())))
             .collect();
         let shared = Arc::new(Shared {
             store,
@@ -137,8 +142,17 @@ impl IdAllocator {
         check_conversation_id(conversation_id)?;
         let shared = &self.inner.shared;
         for _ in 0..MAX_LOOKUPS {
-            let generator = shared.lookup(conversation_id)?;
-            match generator.next(shared) {
+            // The common case takes its seq inside the shard lock, which is cheaper than
+            // cloning the generator's Arc out of it; only the slow path needs the Arc.
+            let generator = match shared.with_generator(conversation_id, take_or_clone)? {
+                Taken::Seq(seq) => return Ok(seq),
+                Taken::SeqAndPrefetch(seq, generator) => {
+                    generator.request_spare(shared);
+                    return Ok(seq);
+                }
+                Taken::Empty(generator) => generator,
+            };
+            match generator.take_slow(shared) {
                 Ok(seq) => return Ok(seq),
                 Err(TakeError::Failed(err)) => return Err(err),
                 Err(TakeError::Retired) => continue,
@@ -168,7 +182,7 @@ impl IdAllocator {
     pub fn current_step(&self, conversation_id: i64) -> Option<u64> {
         let shared = &self.inner.shared;
         let shard = shared.shard(conversation_id);
-        let generator = lock(shard).get(&conversation_id).cloned();
+        let generator = lock(&shard.0).get(&conversation_id).cloned();
         generator.map(|g| g.step())
     }
 
@@ -228,6 +242,23 @@ impl Drop for Owner {
     }
 }
 
+/// What a lookup on the map path came back with.
+enum Taken {
+    Seq(u64),
+    /// The seq reached the prefetch mark: the spare must be requested.
+    SeqAndPrefetch(u64, Arc<Generator>),
+    /// The current segment is used up: the slow path takes over.
+    Empty(Arc<Generator>),
+}
+
+fn take_or_clone(generator: &Arc<Generator>) -> Taken {
+    match generator.try_take() {
+        Some((seq, false)) => Taken::Seq(seq),
+        Some((seq, true)) => Taken::SeqAndPrefetch(seq, Arc::clone(generator)),
+        None => Taken::Empty(Arc::clone(generator)),
+    }
+}
+
 fn check_conversation_id(conversation_id: i64) -> Result<(), IdgenError> {
     if (0..=MAX_CONVERSATION_ID).contains(&conversation_id) {
         Ok(())
@@ -278,13 +309,23 @@ impl Shared {
 
     /// The conversation's generator, created on first use.
     fn lookup(&self, conversation_id: i64) -> Result<Arc<Generator>, IdgenError> {
+        self.with_generator(conversation_id, Arc::clone)
+    }
+
+    /// Runs `f` on the conversation's generator (created on first use) inside its shard
+    /// lock; `f` must be quick and must not block.
+    fn with_generator<R>(
+        &self,
+        conversation_id: i64,
+        f: impl FnOnce(&Arc<Generator>) -> R,
+    ) -> Result<R, IdgenError> {
         let now = self.now_ms();
-        let mut map = lock(self.shard(conversation_id));
+        let mut map = lock(&self.shard(conversation_id).0);
         if let Some(generator) = map.get(&conversation_id) {
             if generator.last_touch.load(Ordering::Relaxed) != now {
                 generator.last_touch.store(now, Ordering::Relaxed);
             }
-            return Ok(Arc::clone(generator));
+            return Ok(f(generator));
         }
         // Checked under the shard lock: `retire_all` takes every shard lock after setting the
         // flag, so no generator is created behind its back.
@@ -306,12 +347,13 @@ impl Shared {
         ));
         map.insert(conversation_id, Arc::clone(&generator));
         self.counters.generator_added(self.config.initial_step);
+        let result = f(&generator);
         drop(map);
 
         if let Some((old_id, unused)) = evicted {
             self.enqueue_give_back(old_id, unused);
         }
-        Ok(generator)
+        Ok(result)
     }
 
     /// Retires a generator just removed from the map, returning what it had not handed out.
@@ -491,7 +533,7 @@ impl Shared {
         let idle_ms = self.config.idle_eviction.as_millis() as u64;
         for shard in self.shards.iter() {
             let mut idle = Vec::new();
-            let mut map = lock(shard);
+            let mut map = lock(&shard.0);
             map.retain(|_, generator| {
                 // Seqs taken through a handle bypass the map; a moved cursor counts as use.
                 let cursor = generator.cursor();
@@ -535,7 +577,7 @@ impl Shared {
 
     fn retire_all(&self) {
         for shard in self.shards.iter() {
-            let generators: Vec<Arc<Generator>> = lock(shard).drain().map(|(_, g)| g).collect();
+            let generators: Vec<Arc<Generator>> = lock(&shard.0).drain().map(|(_, g)| g).collect();
             for generator in generators {
                 let (step, unused) = generator.retire();
                 self.counters.generator_removed(step);
@@ -546,9 +588,7 @@ impl Shared {
 }
 
 /// The least recently looked-up generator of a full shard, removed from it.
-fn take_least_recent(
-    map: &mut HashMap<i64, Arc<Generator>, BuildHasherDefault<ConversationHasher>>,
-) -> Option<Arc<Generator>> {
+fn take_least_recent(map: &mut GeneratorMap) -> Option<Arc<Generator>> {
     let oldest = map
         .iter()
         .min_by_key(|(_, generator)| generator.last_touch.load(Ordering::Relaxed))

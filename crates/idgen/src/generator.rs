@@ -147,7 +147,7 @@ impl Generator {
 
     /// The slow path: the current segment is used up (or there is none yet).
     #[cold]
-    fn take_slow(self: &Arc<Self>, shared: &Shared) -> Result<u64, TakeError> {
+    pub(crate) fn take_slow(self: &Arc<Self>, shared: &Shared) -> Result<u64, TakeError> {
         let config = shared.config();
         let mut deadline: Option<Instant> = None;
         let mut state = self.lock();

@@ -14,12 +14,15 @@ use tern_idgen::layout::{self, MAX_CONVERSATION_ID, MAX_SEQ};
 use tern_idgen::testing::MemorySegmentStore;
 use tern_idgen::{AllocatorConfig, IdAllocator, IdgenError, SegmentStore};
 
-/// Tiny segments, so a few hundred seqs cross many segment boundaries.
+/// Tiny segments, so a few hundred seqs cross many segment boundaries. A tight loop over
+/// them outruns any database, so callers often wait for claims; the long wait bound keeps
+/// these tests about order and uniqueness, not about how fast a busy machine syncs a file.
 fn small_steps() -> AllocatorConfig {
     AllocatorConfig {
         min_step: 1,
         initial_step: 2,
         max_step: 8,
+        max_wait: Duration::from_secs(10),
         ..AllocatorConfig::default()
     }
 }

@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{TestDb, TestResult};
 use tern_idgen::{AllocatorConfig, DieselSegmentStore, IdAllocator};
@@ -95,11 +96,13 @@ fn child_allocates_seqs_into_a_file() -> TestResult {
     };
     let graceful = std::env::var(ENV_GRACEFUL).is_ok_and(|v| v == "1");
     let pool = tern_db::connect(&url, &tern_db::PoolSettings::default())?;
-    // Small segments make the processes race for the same rows hundreds of times.
+    // Small segments make the processes race for the same rows hundreds of times; the long
+    // wait bound is for a busy machine syncing the database file.
     let config = AllocatorConfig {
         min_step: 1,
         initial_step: 4,
         max_step: 32,
+        max_wait: Duration::from_secs(10),
         ..AllocatorConfig::default()
     };
     let allocator = IdAllocator::new(Arc::new(DieselSegmentStore::new(pool)), config);

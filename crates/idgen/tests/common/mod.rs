@@ -62,10 +62,11 @@ impl TestDb {
     /// SQLite, plus PostgreSQL when the environment names a server.
     pub fn all() -> Result<Vec<TestDb>, Box<dyn std::error::Error>> {
         let mut dbs = vec![TestDb::sqlite()?];
-        if let Ok(base) = std::env::var("TERN_TEST_POSTGRES_URL") {
-            if !base.is_empty() {
-                dbs.push(TestDb::postgres(&base)?);
-            }
+        let postgres = std::env::var("TERN_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|url| !url.is_empty());
+        if let Some(base) = postgres {
+            dbs.push(TestDb::postgres(&base)?);
         }
         Ok(dbs)
     }
