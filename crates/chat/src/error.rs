@@ -42,6 +42,12 @@ impl From<StorageError> for ChatError {
     }
 }
 
+impl From<tern_storage::DieselError> for ChatError {
+    fn from(err: tern_storage::DieselError) -> Self {
+        ChatError::from(StorageError::from(err))
+    }
+}
+
 impl From<r2d2::Error> for ChatError {
     fn from(err: r2d2::Error) -> Self {
         ChatError::Unavailable(err.to_string())

@@ -9,12 +9,17 @@
 //! in a bounded line and fails with `unavailable` after a short wait instead of stalling the
 //! runtime; sends go through the single writer thread in [`send`].
 
+mod access;
 mod accounts;
 pub mod clock;
 mod error;
+mod friends;
+mod groups;
 mod history;
+mod list;
 pub mod hub;
 mod receipts;
+mod state;
 pub mod send;
 mod sync;
 pub mod views;
@@ -24,7 +29,8 @@ use std::time::Duration;
 
 pub use accounts::{Authenticated, hash_token};
 pub use error::ChatError;
-pub use send::{Ack, Reply, SendLimits, SendRequest, Target, WriterSettings};
+pub use friends::FriendAction;
+pub use send::{Ack, Effect, Origin, Reply, SendLimits, SendRequest, Target, WriterSettings};
 pub use sync::Replay;
 pub use tern_storage::messages::Direction;
 
@@ -47,6 +53,10 @@ pub struct ChatConfig {
     pub max_db_jobs: usize,
     /// How long a caller queues for a database slot before `unavailable`.
     pub db_queue_wait: Duration,
+    /// How long after sending a message its sender may recall it.
+    pub recall_window: Duration,
+    /// The most members a group may have.
+    pub max_group_members: usize,
 }
 
 impl Default for ChatConfig {
@@ -63,6 +73,8 @@ impl Default for ChatConfig {
             history_max_limit: 200,
             max_db_jobs: 32,
             db_queue_wait: Duration::from_secs(3),
+            recall_window: state::DEFAULT_RECALL_WINDOW,
+            max_group_members: 5_000,
         }
     }
 }
@@ -142,9 +154,24 @@ impl Chat {
         client_msg_id: String,
         content: tern_protocol::frames::Content,
     ) -> Result<Ack, ChatError> {
+        self.send_as(sender, Origin::Client, None, target, client_msg_id, content).await
+    }
+
+    /// Sends with an explicit origin and effect: uploads and system notices come here.
+    pub async fn send_as(
+        &self,
+        sender: tern_protocol::UserId,
+        origin: Origin,
+        effect: Option<Effect>,
+        target: Target,
+        client_msg_id: String,
+        content: tern_protocol::frames::Content,
+    ) -> Result<Ack, ChatError> {
         let (tx, rx) = oneshot::channel();
         let request = SendRequest {
             sender,
+            origin,
+            effect,
             sender_session: None,
             target,
             client_msg_id,

@@ -22,7 +22,7 @@ use tern_idgen::IdAllocator;
 use tern_protocol::frames::Content;
 use tern_protocol::{ConversationId, ErrorCode, MessageId, ServerFrame, UserId};
 use tern_storage::messages::{self, Draft, MessageRow};
-use tern_storage::{conversations, users};
+use tern_storage::{StorageError, conversations, friends, users};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::{Hub, Outgoing};
@@ -82,10 +82,36 @@ pub enum Reply {
     Session { user: UserId, session: u64 },
 }
 
+/// Who is behind a send; it decides what the message may carry and which checks apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A client's `send`: text or custom content.
+    Client,
+    /// An HTTP upload: a picture or file whose attachment the server has stored.
+    Upload,
+    /// A notice the server writes (member joined, message recalled...).
+    System,
+}
+
+/// A change committed in the same transaction as a system notice, so that members, seqs and
+/// notices can never disagree about the order things happened in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// These users become members; they see the conversation from the notice on.
+    Join(Vec<UserId>),
+    /// The user stops being a member; they can still read up to and including the notice.
+    Leave(UserId),
+    /// The sender's message at this seq is recalled.
+    Recall(u64),
+}
+
 /// One message waiting for the writer.
 #[derive(Debug)]
 pub struct SendRequest {
     pub sender: UserId,
+    pub origin: Origin,
+    /// Applied with the message; a request with an effect is committed in a batch of its own.
+    pub effect: Option<Effect>,
     /// The sending connection, which does not get its own message pushed back.
     pub sender_session: Option<u64>,
     pub target: Target,
@@ -106,22 +132,47 @@ impl SendRequest {
     pub fn validate(&self, limits: &SendLimits) -> Result<(), ChatError> {
         let id = &self.client_msg_id;
         if id.is_empty() || id.len() > limits.max_client_msg_id_len {
-            return Err(ChatError::refused(
-                ErrorCode::InvalidRequest,
-                format!("client_msg_id must be 1 to {} bytes", limits.max_client_msg_id_len),
-            ));
+            return Err(invalid(format!(
+                "client_msg_id must be 1 to {} bytes",
+                limits.max_client_msg_id_len
+            )));
         }
-        match &self.content {
-            Content::Text { text } if text.trim().is_empty() => {
-                Err(ChatError::refused(ErrorCode::InvalidRequest, "text is empty"))
+        let too_large = |what: &str| {
+            ChatError::refused(ErrorCode::FrameTooLarge, format!("{what} is over {} bytes", limits.max_text_bytes))
+        };
+        match (&self.content, self.origin) {
+            (Content::Text { text }, Origin::Client) => {
+                if text.trim().is_empty() {
+                    return Err(invalid("text is empty"));
+                }
+                if text.len() > limits.max_text_bytes {
+                    return Err(too_large("text"));
+                }
+                Ok(())
             }
-            Content::Text { text } if text.len() > limits.max_text_bytes => Err(ChatError::refused(
-                ErrorCode::FrameTooLarge,
-                format!("text is over {} bytes", limits.max_text_bytes),
-            )),
-            Content::Text { .. } => Ok(()),
+            (Content::Custom { custom_type, payload }, Origin::Client) => {
+                let tag_ok = (1..=64).contains(&custom_type.len())
+                    && custom_type.chars().all(|c| c.is_ascii_alphanumeric() || "._:/-".contains(c));
+                if !tag_ok {
+                    return Err(invalid("custom_type must be 1 to 64 letters, digits or ._:/-"));
+                }
+                if payload.len() > limits.max_text_bytes {
+                    return Err(too_large("payload"));
+                }
+                Ok(())
+            }
+            (Content::Image { .. } | Content::File { .. }, Origin::Upload) => Ok(()),
+            (Content::System { .. }, Origin::System) => Ok(()),
+            (Content::Image { .. } | Content::File { .. }, _) => {
+                Err(invalid("pictures and files are sent with an HTTP upload"))
+            }
+            _ => Err(invalid("this kind of message cannot be sent")),
         }
     }
+}
+
+fn invalid(message: impl Into<String>) -> ChatError {
+    ChatError::refused(ErrorCode::InvalidRequest, message)
 }
 
 /// The handle through which everything sends.
@@ -192,10 +243,24 @@ struct Accepted {
 
 impl Writer {
     fn run(&mut self, mut rx: mpsc::Receiver<SendRequest>) {
-        while let Some(first) = rx.blocking_recv() {
+        // A request with an effect (a membership change, a recall) is committed alone, so
+        // the membership checked for a batch holds for every message in it.
+        let mut carried: Option<SendRequest> = None;
+        loop {
+            let first = match carried.take() {
+                Some(request) => request,
+                None => match rx.blocking_recv() {
+                    Some(request) => request,
+                    None => break,
+                },
+            };
             let mut batch = vec![first];
-            while batch.len() < self.max_batch {
+            while batch[0].effect.is_none() && batch.len() < self.max_batch {
                 match rx.try_recv() {
+                    Ok(request) if request.effect.is_some() => {
+                        carried = Some(request);
+                        break;
+                    }
                     Ok(request) => batch.push(request),
                     Err(_) => break,
                 }
@@ -223,12 +288,35 @@ impl Writer {
         for (request, row) in retried {
             self.answer(request.reply, Ok(Ack::of(&row, true)), "");
         }
+        let effect = fresh.first().and_then(|a| a.request.effect.clone());
         let (drafts, waiting) = self.allocate(fresh);
         if drafts.is_empty() {
             return;
         }
-        match write_transaction(&mut conn, |c| messages::append(c, drafts.clone())) {
-            Ok(rows) => self.publish(rows, waiting),
+        let committed = write_transaction(&mut conn, |c| {
+            let rows = messages::append(c, drafts.clone())?;
+            if let (Some(effect), Some(row)) = (&effect, rows.first()) {
+                apply_effect(c, effect, row)?;
+            }
+            Ok::<_, StorageError>(rows)
+        });
+        match committed {
+            Ok(rows) => {
+                if let (Some(Effect::Join(users)), Some(row)) = (&effect, rows.first()) {
+                    // New members get the notice of their own arrival.
+                    let members = self.members.entry(ConversationId(row.conversation_id)).or_default();
+                    members.extend(users.iter().filter(|u| !members.contains(u)).collect::<Vec<_>>());
+                }
+                self.publish(rows, waiting)
+            }
+            Err(err) if effect.is_some() => {
+                tracing::warn!(error = %err, "change failed to commit");
+                let failure = ChatError::from(err);
+                for w in waiting {
+                    let id = w.request.client_msg_id.clone();
+                    self.answer(w.request.reply, Err(clone_err(&failure)), &id);
+                }
+            }
             Err(err) => {
                 tracing::warn!(error = %err, batch = drafts.len(), "batch commit failed; retrying one by one");
                 self.commit_one_by_one(&mut conn, drafts, waiting);
@@ -260,18 +348,61 @@ impl Writer {
             }
         };
         self.members = members;
+        let blocked = match self.blocked_in(conn, &resolved) {
+            Ok(blocked) => blocked,
+            Err(err) => {
+                let failure = ChatError::from(err);
+                for a in resolved {
+                    self.answer(a.request.reply, Err(clone_err(&failure)), &a.request.client_msg_id);
+                }
+                return Vec::new();
+            }
+        };
         let mut accepted = Vec::with_capacity(resolved.len());
         for a in resolved {
             let is_member =
                 self.members.get(&a.conversation).is_some_and(|m| m.contains(&a.request.sender));
-            if is_member {
-                accepted.push(a);
+            let refusal = if !is_member {
+                Some(ChatError::refused(ErrorCode::NotMember, "not a member of this conversation"))
+            } else if blocked.contains(&(a.conversation, a.request.sender)) {
+                Some(ChatError::refused(ErrorCode::Forbidden, "the recipient does not accept your messages"))
             } else {
-                let err = ChatError::refused(ErrorCode::NotMember, "not a member of this conversation");
-                self.answer(a.request.reply, Err(err), &a.request.client_msg_id);
+                None
+            };
+            match refusal {
+                None => accepted.push(a),
+                Some(err) => self.answer(a.request.reply, Err(err), &a.request.client_msg_id),
             }
         }
         accepted
+    }
+
+    /// The `(conversation, sender)` pairs of one-to-one conversations whose other member has
+    /// blocked the sender.
+    fn blocked_in(
+        &self,
+        conn: &mut tern_db::PooledConn,
+        resolved: &[Accepted],
+    ) -> Result<Vec<(ConversationId, UserId)>, StorageError> {
+        let conversations: Vec<ConversationId> = resolved.iter().map(|a| a.conversation).collect();
+        let kinds = conversations::kinds_of(conn, &conversations)?;
+        let mut pairs = Vec::new();
+        for a in resolved.iter().filter(|a| a.request.origin == Origin::Client || a.request.origin == Origin::Upload) {
+            if kinds.get(&a.conversation).map(String::as_str) != Some(conversations::KIND_DIRECT) {
+                continue;
+            }
+            let peers = self.members.get(&a.conversation).into_iter().flatten();
+            for peer in peers.filter(|p| **p != a.request.sender) {
+                pairs.push((a.conversation, *peer, a.request.sender));
+            }
+        }
+        let lookup: Vec<(UserId, UserId)> = pairs.iter().map(|(_, peer, sender)| (*peer, *sender)).collect();
+        let blocks = friends::blocked_pairs(conn, &lookup)?;
+        Ok(pairs
+            .into_iter()
+            .filter(|(_, peer, sender)| blocks.contains(&(*peer, *sender)))
+            .map(|(conversation, _, sender)| (conversation, sender))
+            .collect())
     }
 
     fn conversation_of(
@@ -443,6 +574,19 @@ impl Writer {
                 };
                 self.hub.deliver_to_session(user, session, &Outgoing::new(frame));
             }
+        }
+    }
+}
+
+/// Commits what a system notice stands for, in the notice's own transaction.
+fn apply_effect(conn: &mut tern_db::DbConnection, effect: &Effect, notice: &MessageRow) -> Result<(), StorageError> {
+    let conversation = ConversationId(notice.conversation_id);
+    match effect {
+        Effect::Join(users) => conversations::join(conn, conversation, users, notice.seq - 1, notice.created_at),
+        Effect::Leave(user) => conversations::leave(conn, conversation, *user, notice.seq),
+        Effect::Recall(seq) => {
+            let seq = i64::try_from(*seq).unwrap_or(i64::MAX);
+            messages::recall(conn, conversation, seq, notice.created_at).map(|_| ())
         }
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tern_chat::hub::{Outgoing, Registration};
-use tern_chat::{Authenticated, ChatError, Reply, SendRequest, Target, clock};
+use tern_chat::{Authenticated, ChatError, Origin, Reply, SendRequest, Target, clock};
 use tern_protocol::codec::{self, Encoding};
 use tern_protocol::frames::Position;
 use tern_protocol::{ClientFrame, ConversationId, ErrorCode, PROTOCOL_VERSION, ServerFrame, WireError};
@@ -258,6 +258,21 @@ where
                 let outcome = chat.receipt(user, device.to_owned(), conversation_id, seq).await;
                 outcome.err().map(|err| ServerFrame::Error(err.to_wire()))
             }
+            ClientFrame::Read { conversation_id, seq } => {
+                let outcome = chat.read(user, conversation_id, seq, Some(registration.session)).await;
+                outcome.err().map(|err| ServerFrame::Error(err.to_wire()))
+            }
+            ClientFrame::Typing { conversation_id } => {
+                chat.typing(user, conversation_id).await.err().map(|err| ServerFrame::Error(err.to_wire()))
+            }
+            ClientFrame::Recall { conversation_id, seq } => {
+                // Success is seen by every device as the `message_recalled` notice.
+                chat.recall(user, conversation_id, seq).await.err().map(|err| ServerFrame::Error(err.to_wire()))
+            }
+            ClientFrame::FriendPull { since_version } => match chat.friends_since(user, since_version).await {
+                Ok((version, entries)) => Some(ServerFrame::Friends { version, entries }),
+                Err(err) => Some(ServerFrame::Error(err.to_wire())),
+            },
             ClientFrame::Send { client_msg_id, to_user, conversation_id, content } => {
                 let target = match (to_user, conversation_id) {
                     (Some(user), None) => Target::User(user),
@@ -272,6 +287,8 @@ where
                 };
                 let request = SendRequest {
                     sender: user,
+                    origin: Origin::Client,
+                    effect: None,
                     sender_session: Some(registration.session),
                     target,
                     client_msg_id: client_msg_id.clone(),

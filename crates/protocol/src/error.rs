@@ -27,8 +27,10 @@ pub enum ErrorCode {
     NotFound,
     /// The request is well formed but not allowed (sending to oneself, for example).
     Forbidden,
-    /// The username is taken.
+    /// The username is taken, or the thing exists already.
     Conflict,
+    /// An upload is not of a type this endpoint accepts (a `.png` that is really text).
+    UnsupportedMedia,
     /// The request's values are out of range (empty text, limit too large...).
     InvalidRequest,
     /// The client sends faster than its per-connection allowance.
@@ -52,6 +54,7 @@ impl ErrorCode {
             ErrorCode::NotMember | ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict | ErrorCode::AlreadyConnected => 409,
+            ErrorCode::UnsupportedMedia => 415,
             ErrorCode::RateLimited | ErrorCode::TooManyConnections => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::WireError;
+
 use crate::ids::{ConversationId, MessageId, UserId};
 
 /// Where a client left off in one conversation: the highest seq it holds.
@@ -39,6 +40,18 @@ pub enum ClientFrame {
     },
     /// The device has received everything up to `seq` in the conversation (cumulative).
     Receipt { conversation_id: ConversationId, seq: u64 },
+    /// The user has read the conversation up to `seq` (cumulative, for all their devices).
+    Read { conversation_id: ConversationId, seq: u64 },
+    /// Takes back one of the user's own messages, within the recall window.
+    Recall { conversation_id: ConversationId, seq: u64 },
+    /// The user is typing in the conversation; relayed to the other members, never stored.
+    Typing { conversation_id: ConversationId },
+    /// Asks for the friend list and pending requests changed since `since_version`
+    /// (0 for everything).
+    FriendPull {
+        #[serde(default)]
+        since_version: u64,
+    },
     /// A heartbeat; the server answers `pong` with the same nonce.
     Ping {
         #[serde(default)]
@@ -48,14 +61,85 @@ pub enum ClientFrame {
 
 impl ClientFrame {
     /// The frame type names this server accepts, for telling an unknown type from a bad field.
-    pub const TYPES: &'static [&'static str] = &["connect", "send", "receipt", "ping"];
+    pub const TYPES: &'static [&'static str] =
+        &["connect", "send", "receipt", "read", "recall", "typing", "friend_pull", "ping"];
 }
 
-/// What a message carries.
+/// What a message carries. Clients send `text` and `custom`; pictures and files are created
+/// by an HTTP upload; `system` and `recalled` are written by the server only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Content {
     Text { text: String },
+    /// A picture, with its dimensions and a thumbnail.
+    Image { attachment: Attachment },
+    /// Any other file, video included.
+    File { attachment: Attachment },
+    /// An application-defined payload, stored and delivered unchanged.
+    Custom { custom_type: String, payload: String },
+    /// A notice the server wrote into the conversation.
+    System { event: SystemEvent },
+    /// What a recalled message shows in place of its content.
+    Recalled {},
+}
+
+/// An uploaded file as messages describe it. Download it from
+/// `/api/v1/attachments/{attachment_id}` (and `/thumbnail` for pictures).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub attachment_id: String,
+    /// The file name as uploaded, cleaned of path parts.
+    pub name: String,
+    /// For pictures, the type read from the bytes; for files, what the uploader declared.
+    pub mime: String,
+    pub size: u64,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    #[serde(default)]
+    pub thumbnail: bool,
+}
+
+/// Something that happened, told by the server: inside a conversation as a `system` message,
+/// or to a user directly as a `notice` frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum SystemEvent {
+    GroupCreated { title: String, by: UserId },
+    MemberJoined { user_id: UserId, by: UserId },
+    MemberLeft { user_id: UserId, by: UserId },
+    MessageRecalled { seq: u64, by: UserId },
+    FriendRequested { user_id: UserId },
+    FriendAccepted { user_id: UserId },
+    FriendRejected { user_id: UserId },
+    FriendRemoved { user_id: UserId },
+}
+
+/// Where the caller stands with another user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FriendState {
+    Friend,
+    /// They asked; the caller may accept or reject.
+    Incoming,
+    /// The caller asked; waiting for them.
+    Outgoing,
+    /// The caller blocked them.
+    Blocked,
+    /// No relation any more (removed, rejected or unblocked): drop the entry.
+    None,
+}
+
+/// One entry of the friend list as changed at `version`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FriendEntry {
+    pub user_id: UserId,
+    pub username: String,
+    pub state: FriendState,
+    pub version: u64,
 }
 
 /// A stored message as every device sees it.
@@ -73,6 +157,9 @@ pub struct MessageView {
     pub content: Content,
     /// Milliseconds since the Unix epoch, by the server's clock.
     pub created_at: i64,
+    /// When the sender recalled it; the content is then `recalled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recalled_at: Option<i64>,
 }
 
 /// Per-conversation outcome of the replay that follows `connect`.
@@ -115,6 +202,16 @@ pub enum ServerFrame {
     Message(MessageView),
     /// `user_id`'s devices have received the conversation up to `seq`.
     Delivered { conversation_id: ConversationId, user_id: UserId, seq: u64 },
+    /// `user_id` has read the conversation up to `seq` (sent to the other members and to the
+    /// reader's own other devices).
+    Read { conversation_id: ConversationId, user_id: UserId, seq: u64 },
+    /// `user_id` is typing in the conversation.
+    Typing { conversation_id: ConversationId, user_id: UserId },
+    /// The answer to `friend_pull`: entries changed after the version asked for, and the
+    /// version to ask from next time.
+    Friends { version: u64, entries: Vec<FriendEntry> },
+    /// Something happened that concerns this user outside any conversation (friend requests).
+    Notice { event: SystemEvent },
     Pong {
         #[serde(default)]
         nonce: Option<String>,

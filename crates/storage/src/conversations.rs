@@ -19,6 +19,7 @@ pub struct ConversationRow {
     pub id: i64,
     pub kind: String,
     pub title: Option<String>,
+    pub created_by: i64,
     pub last_seq: i64,
     pub last_activity_at: i64,
 }
@@ -190,4 +191,136 @@ pub fn active_members_of(
         found.entry(ConversationId(conversation)).or_default().push(UserId(user));
     }
     Ok(found)
+}
+
+/// A new group with its first members, the creator among them.
+pub fn create_group(
+    conn: &mut DbConnection,
+    creator: UserId,
+    title: &str,
+    members: &[UserId],
+    now: i64,
+) -> Result<ConversationId, StorageError> {
+    write_transaction(conn, |conn| {
+        diesel::insert_into(conversations::table)
+            .values((
+                conversations::kind.eq(KIND_GROUP),
+                conversations::title.eq(title),
+                conversations::created_by.eq(creator.0),
+                conversations::created_at.eq(now),
+                conversations::last_seq.eq(0),
+                conversations::last_activity_at.eq(now),
+            ))
+            .execute(conn)?;
+        let id = ConversationId(last_insert_id(conn)?);
+        let mut all: Vec<UserId> = members.to_vec();
+        all.push(creator);
+        all.sort();
+        all.dedup();
+        for user in all {
+            add_member_row(conn, id, user, 0, now)?;
+        }
+        Ok(id)
+    })
+}
+
+/// Makes users members from `joined_seq` on (they see seqs above it); a past member's row
+/// is reused, so their old window is replaced by the new one.
+pub fn join(
+    conn: &mut DbConnection,
+    conversation: ConversationId,
+    users: &[UserId],
+    joined_seq: i64,
+    now: i64,
+) -> Result<(), StorageError> {
+    for user in users {
+        let reopened = diesel::update(members::table.find((conversation.0, user.0)))
+            .set((
+                members::left_seq.eq(None::<i64>),
+                members::joined_seq.eq(joined_seq),
+                members::joined_at.eq(now),
+                members::read_seq.eq(joined_seq),
+                members::delivered_seq.eq(joined_seq),
+            ))
+            .execute(conn)?;
+        if reopened == 0 {
+            diesel::insert_into(members::table)
+                .values((
+                    members::conversation_id.eq(conversation.0),
+                    members::user_id.eq(user.0),
+                    members::joined_at.eq(now),
+                    members::joined_seq.eq(joined_seq),
+                    members::delivered_seq.eq(joined_seq),
+                    members::read_seq.eq(joined_seq),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Ends a membership; the user keeps read access up to `left_seq`.
+pub fn leave(
+    conn: &mut DbConnection,
+    conversation: ConversationId,
+    user: UserId,
+    left_seq: i64,
+) -> Result<(), StorageError> {
+    diesel::update(members::table.find((conversation.0, user.0)))
+        .filter(members::left_seq.is_null())
+        .set(members::left_seq.eq(left_seq))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The kind of each of these conversations, in one query.
+pub fn kinds_of(
+    conn: &mut DbConnection,
+    ids: &[ConversationId],
+) -> Result<std::collections::HashMap<ConversationId, String>, StorageError> {
+    let raw: Vec<i64> = ids.iter().map(|c| c.0).collect();
+    let rows = conversations::table
+        .filter(conversations::id.eq_any(&raw))
+        .select((conversations::id, conversations::kind))
+        .load::<(i64, String)>(conn)?;
+    Ok(rows.into_iter().map(|(id, kind)| (ConversationId(id), kind)).collect())
+}
+
+/// Raises the member's read position; never lowers it.
+pub fn raise_read(
+    conn: &mut DbConnection,
+    conversation: ConversationId,
+    user: UserId,
+    seq: i64,
+) -> Result<bool, StorageError> {
+    let changed = diesel::update(members::table.find((conversation.0, user.0)))
+        .filter(members::read_seq.lt(seq))
+        .set(members::read_seq.eq(seq))
+        .execute(conn)?;
+    Ok(changed > 0)
+}
+
+/// One page of the user's conversations, most recently active first. `before` is the
+/// `(last_activity_at, id)` of the last entry of the previous page.
+pub fn page_of_user(
+    conn: &mut DbConnection,
+    user: UserId,
+    before: Option<(i64, i64)>,
+    limit: i64,
+) -> Result<Vec<(MemberRow, ConversationRow)>, StorageError> {
+    let mut query = members::table
+        .inner_join(conversations::table)
+        .filter(members::user_id.eq(user.0))
+        .select((MemberRow::as_select(), ConversationRow::as_select()))
+        .order((conversations::last_activity_at.desc(), conversations::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some((activity, id)) = before {
+        query = query.filter(
+            conversations::last_activity_at
+                .lt(activity)
+                .or(conversations::last_activity_at.eq(activity).and(conversations::id.lt(id))),
+        );
+    }
+    Ok(query.load(conn)?)
 }

@@ -7,12 +7,14 @@
 
 pub mod conversations;
 pub mod cursors;
+pub mod friends;
 pub mod messages;
 mod migrate;
 mod schema;
 pub mod users;
 
 pub use migrate::run_migrations;
+pub use diesel::result::Error as DieselError;
 pub use tern_db::{DbConnection, DbPool, write_transaction};
 
 /// Why a storage call failed.

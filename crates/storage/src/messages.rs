@@ -150,3 +150,55 @@ pub fn page(
     }
     Ok(rows)
 }
+
+/// One message, if it exists.
+pub fn find(conn: &mut DbConnection, conversation: ConversationId, seq: i64) -> Result<Option<MessageRow>, StorageError> {
+    Ok(messages::table
+        .find((conversation.0, seq))
+        .select(MessageRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Marks a message recalled and drops its content, keeping its place in the conversation.
+pub fn recall(conn: &mut DbConnection, conversation: ConversationId, seq: i64, now: i64) -> Result<bool, StorageError> {
+    let changed = diesel::update(messages::table.find((conversation.0, seq)))
+        .filter(messages::recalled_at.is_null())
+        .set((messages::recalled_at.eq(now), messages::body.eq(""), messages::meta.eq(None::<String>)))
+        .execute(conn)?;
+    Ok(changed > 0)
+}
+
+/// Messages in `(after, upto]` that count as unread for `reader`: not theirs, not system
+/// notices, not recalled.
+pub fn count_unread(
+    conn: &mut DbConnection,
+    conversation: ConversationId,
+    reader: UserId,
+    after: i64,
+    upto: i64,
+) -> Result<i64, StorageError> {
+    if upto <= after {
+        return Ok(0);
+    }
+    Ok(messages::table
+        .filter(messages::conversation_id.eq(conversation.0))
+        .filter(messages::seq.gt(after))
+        .filter(messages::seq.le(upto))
+        .filter(messages::sender_id.ne(reader.0))
+        .filter(messages::kind.ne("system"))
+        .filter(messages::recalled_at.is_null())
+        .count()
+        .get_result(conn)?)
+}
+
+/// The newest message at or below `upto`.
+pub fn last_at_or_below(conn: &mut DbConnection, conversation: ConversationId, upto: i64) -> Result<Option<MessageRow>, StorageError> {
+    Ok(messages::table
+        .filter(messages::conversation_id.eq(conversation.0))
+        .filter(messages::seq.le(upto))
+        .order(messages::seq.desc())
+        .select(MessageRow::as_select())
+        .first(conn)
+        .optional()?)
+}

@@ -6,6 +6,7 @@ diesel::table! {
         username -> Text,
         password_hash -> Text,
         created_at -> BigInt,
+        friend_version -> BigInt,
     }
 }
 
@@ -68,5 +69,43 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(users, tokens, conversations, members, messages, device_cursors);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    tokens,
+    conversations,
+    members,
+    messages,
+    device_cursors,
+    friendships,
+    attachments
+);
+diesel::joinable!(friendships -> users (other_id));
 diesel::joinable!(members -> conversations (conversation_id));
+
+diesel::table! {
+    friendships (user_id, other_id) {
+        user_id -> BigInt,
+        other_id -> BigInt,
+        state -> Text,
+        version -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    attachments (id) {
+        id -> Text,
+        conversation_id -> BigInt,
+        uploader_id -> BigInt,
+        kind -> Text,
+        name -> Text,
+        mime -> Text,
+        size -> BigInt,
+        sha256 -> Text,
+        width -> Nullable<BigInt>,
+        height -> Nullable<BigInt>,
+        thumbnail -> Bool,
+        seq -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}

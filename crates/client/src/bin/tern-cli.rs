@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use tern_client::{HttpClient, WsClient};
+use tern_protocol::frames::Content;
 use tern_protocol::{ServerFrame, UserId};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -114,14 +115,24 @@ fn show(frame: &ServerFrame, names: &std::collections::HashMap<UserId, String>) 
     match frame {
         ServerFrame::Message(m) => {
             let who = names.get(&m.sender_id).cloned().unwrap_or_else(|| format!("user {}", m.sender_id));
-            let tern_protocol::frames::Content::Text { text } = &m.content;
-            println!("[{who}] {text}");
+            println!("[{who}] {}", describe(&m.content));
         }
         ServerFrame::Delivered { seq, .. } => println!("  (delivered up to #{seq})"),
         ServerFrame::Error(err) => println!("  error: {err}"),
         ServerFrame::Kicked { reason } => println!("  kicked: {reason}"),
         ServerFrame::GoingAway { .. } => println!("  server going away"),
         _ => {}
+    }
+}
+
+fn describe(content: &Content) -> String {
+    match content {
+        Content::Text { text } => text.clone(),
+        Content::Image { attachment } => format!("(picture {}, {} bytes)", attachment.name, attachment.size),
+        Content::File { attachment } => format!("(file {}, {} bytes)", attachment.name, attachment.size),
+        Content::Custom { custom_type, payload } => format!("(custom {custom_type}: {payload})"),
+        Content::System { event } => format!("(notice: {event:?})"),
+        Content::Recalled {} => "(recalled)".into(),
     }
 }
 

@@ -139,7 +139,10 @@ pub async fn assert_no_message(ws: &mut WsClient) {
     assert!(outcome.is_err(), "unexpected message: {outcome:?}");
 }
 
+/// The text of a text message; panics on any other kind, which a test did not expect.
 pub fn text_of(m: &tern_protocol::frames::MessageView) -> &str {
-    let tern_protocol::frames::Content::Text { text } = &m.content;
-    text
+    match &m.content {
+        tern_protocol::frames::Content::Text { text } => text,
+        other => panic!("expected a text message, got {other:?}"),
+    }
 }
