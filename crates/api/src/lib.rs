@@ -20,10 +20,20 @@ use warp::Filter;
 /// The largest JSON body any route accepts.
 pub const MAX_JSON_BODY: u64 = 64 * 1024;
 
+/// Where uploads go and how large they may be.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    pub data_dir: std::path::PathBuf,
+    pub max_upload_bytes: u64,
+    pub max_image_bytes: u64,
+    pub max_image_pixels: u64,
+}
+
 /// Every HTTP route, with errors mapped to the wire format.
 pub fn routes(
     chat: Arc<Chat>,
     gateway: Arc<Gateway>,
+    _config: ApiConfig,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static {
     let api = warp::path("api").and(warp::path("v1"));
     let v1 = accounts::routes(chat.clone()).or(messages::routes(chat.clone()));

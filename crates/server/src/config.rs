@@ -63,11 +63,23 @@ impl Default for DatabaseSection {
 pub struct StorageSection {
     /// Holds the SQLite database (by default) and uploaded files.
     pub data_dir: PathBuf,
+    /// The largest file one upload may carry; larger uploads are refused while streaming.
+    pub max_upload_bytes: u64,
+    /// The largest picture; pictures are decoded for their size and thumbnail, so they get a
+    /// lower cap than other files.
+    pub max_image_bytes: u64,
+    /// Pictures with more pixels than this are refused before decoding (decompression bombs).
+    pub max_image_pixels: u64,
 }
 
 impl Default for StorageSection {
     fn default() -> Self {
-        StorageSection { data_dir: PathBuf::from("data") }
+        StorageSection {
+            data_dir: PathBuf::from("data"),
+            max_upload_bytes: 100 * 1024 * 1024,
+            max_image_bytes: 20 * 1024 * 1024,
+            max_image_pixels: 50_000_000,
+        }
     }
 }
 
@@ -122,6 +134,9 @@ impl Default for WebSocketSection {
 #[serde(default, deny_unknown_fields)]
 pub struct MessagesSection {
     pub max_text_bytes: usize,
+    /// How long after sending a message its sender may recall it.
+    pub recall_window_secs: u64,
+    pub max_group_members: usize,
     pub sync_limit: usize,
     pub history_max_limit: usize,
     pub writer_queue: usize,
@@ -133,6 +148,8 @@ impl Default for MessagesSection {
         let c = tern_chat::ChatConfig::default();
         MessagesSection {
             max_text_bytes: c.limits.max_text_bytes,
+            recall_window_secs: c.recall_window.as_secs(),
+            max_group_members: c.max_group_members,
             sync_limit: c.sync_limit,
             history_max_limit: c.history_max_limit,
             writer_queue: c.writer.queue_capacity,
@@ -219,6 +236,18 @@ impl Config {
         c.writer.queue_capacity = m.writer_queue;
         c.writer.max_batch = m.writer_max_batch;
         c.max_db_jobs = (self.database.pool_size as usize) * 4;
+        c.recall_window = Duration::from_secs(m.recall_window_secs);
+        c.max_group_members = m.max_group_members;
         c
+    }
+
+    pub fn api(&self) -> tern_api::ApiConfig {
+        let s = &self.storage;
+        tern_api::ApiConfig {
+            data_dir: s.data_dir.clone(),
+            max_upload_bytes: s.max_upload_bytes,
+            max_image_bytes: s.max_image_bytes,
+            max_image_pixels: s.max_image_pixels,
+        }
     }
 }

@@ -51,7 +51,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let chat = Chat::start(pool, ids, config.chat()).context("starting the chat service")?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let gateway = Gateway::new(chat.clone(), config.gateway(), shutdown_rx.clone());
-    let routes = warp::service(tern_api::routes(chat.clone(), gateway.clone()));
+    let routes = warp::service(tern_api::routes(chat.clone(), gateway.clone(), config.api()));
     let tcp = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
