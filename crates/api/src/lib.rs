@@ -8,6 +8,8 @@
 mod accounts;
 mod auth;
 pub mod errors;
+mod friends;
+mod groups;
 mod health;
 mod messages;
 
@@ -36,7 +38,10 @@ pub fn routes(
     _config: ApiConfig,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static {
     let api = warp::path("api").and(warp::path("v1"));
-    let v1 = accounts::routes(chat.clone()).or(messages::routes(chat.clone()));
+    let v1 = accounts::routes(chat.clone())
+        .or(messages::routes(chat.clone()))
+        .or(groups::routes(chat.clone()))
+        .or(friends::routes(chat.clone()));
     health::routes(chat, gateway)
         .or(api.and(v1))
         .recover(errors::recover)
