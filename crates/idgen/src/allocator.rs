@@ -28,6 +28,9 @@ const MAX_LOOKUPS: usize = 4;
 /// give-back only wastes seqs.
 const MAX_QUEUED_GIVE_BACKS: usize = 65_536;
 
+/// Queued give-backs that wake a loader; fewer wait for the housekeeper's next tick.
+const GIVE_BACK_BATCH: usize = 64;
+
 /// Hands out per-conversation seqs from segments claimed in the background.
 ///
 /// Cheap to clone; all clones share one set of generators and loader threads. See the crate
@@ -80,9 +83,11 @@ pub(crate) struct Shared {
     housekeeper_wake: Condvar,
 }
 
+/// Work for the loader threads. Loads come first: a caller may be about to need the spare,
+/// while a give-back only saves seqs and can wait.
 struct Jobs {
-    queue: VecDeque<Job>,
-    queued_give_backs: usize,
+    loads: VecDeque<Arc<Generator>>,
+    give_backs: VecDeque<(i64, Vec<Range<u64>>)>,
     stopping: bool,
 }
 
@@ -107,8 +112,8 @@ impl IdAllocator {
             per_shard_cap: (config.max_generators / shard_count).max(1),
             shards,
             jobs: Mutex::new(Jobs {
-                queue: VecDeque::new(),
-                queued_give_backs: 0,
+                loads: VecDeque::new(),
+                give_backs: VecDeque::new(),
                 stopping: false,
             }),
             jobs_ready: Condvar::new(),
@@ -403,7 +408,7 @@ impl Shared {
             generator.cancel_load();
             return;
         }
-        jobs.queue.push_back(Job::Load(generator));
+        jobs.loads.push_back(generator);
         drop(jobs);
         self.jobs_ready.notify_one();
     }
@@ -414,7 +419,7 @@ impl Shared {
             return;
         }
         let mut jobs = lock(&self.jobs);
-        if jobs.stopping || jobs.queued_give_backs >= MAX_QUEUED_GIVE_BACKS {
+        if jobs.stopping || jobs.give_backs.len() >= MAX_QUEUED_GIVE_BACKS {
             let stopping = jobs.stopping;
             drop(jobs);
             if stopping {
@@ -428,13 +433,15 @@ impl Shared {
             }
             return;
         }
-        jobs.queued_give_backs += 1;
-        jobs.queue.push_back(Job::GiveBack {
-            conversation_id,
-            unused,
-        });
+        jobs.give_backs.push_back((conversation_id, unused));
+        // Give-backs are not urgent: a loader is woken per batch (and by the housekeeper's
+        // tick), not per eviction, which would cost a thread wake-up for every conversation
+        // evicted.
+        let wake = jobs.give_backs.len() % GIVE_BACK_BATCH == 0;
         drop(jobs);
-        self.jobs_ready.notify_one();
+        if wake {
+            self.jobs_ready.notify_one();
+        }
     }
 
     /// Returns what a retired generator had not handed out. Only the tail can go back: the
@@ -497,11 +504,14 @@ impl Shared {
             if jobs.stopping {
                 return None;
             }
-            if let Some(job) = jobs.queue.pop_front() {
-                if matches!(job, Job::GiveBack { .. }) {
-                    jobs.queued_give_backs -= 1;
-                }
-                return Some(job);
+            if let Some(generator) = jobs.loads.pop_front() {
+                return Some(Job::Load(generator));
+            }
+            if let Some((conversation_id, unused)) = jobs.give_backs.pop_front() {
+                return Some(Job::GiveBack {
+                    conversation_id,
+                    unused,
+                });
             }
             jobs = self
                 .jobs_ready
@@ -525,6 +535,9 @@ impl Shared {
             let now = self.started.elapsed().as_millis() as u64;
             self.clock_ms.store(now, Ordering::Relaxed);
             self.evict_idle(now);
+            if !lock(&self.jobs).give_backs.is_empty() {
+                self.jobs_ready.notify_one();
+            }
         }
     }
 
@@ -563,15 +576,18 @@ impl Shared {
 
     /// After the loaders stopped: runs queued give-backs and releases queued loads.
     fn drain_jobs(&self) {
-        let queued = std::mem::take(&mut lock(&self.jobs).queue);
-        for job in queued {
-            match job {
-                Job::Load(generator) => generator.cancel_load(),
-                Job::GiveBack {
-                    conversation_id,
-                    unused,
-                } => self.give_back_now(conversation_id, unused),
-            }
+        let (loads, give_backs) = {
+            let mut jobs = lock(&self.jobs);
+            (
+                std::mem::take(&mut jobs.loads),
+                std::mem::take(&mut jobs.give_backs),
+            )
+        };
+        for generator in loads {
+            generator.cancel_load();
+        }
+        for (conversation_id, unused) in give_backs {
+            self.give_back_now(conversation_id, unused);
         }
     }
 

@@ -47,9 +47,12 @@ diesel::table! {
 use id_segments::dsl;
 
 /// Lost races before a claim gives up with [`IdgenError::Contended`]. Each lost race means
-/// another process claimed a segment for the same conversation in the same instant; with
-/// segments sized to last seconds, even a handful of nodes rarely lose twice in a row.
-const MAX_ATTEMPTS: u32 = 16;
+/// another process claimed a segment for the same conversation in the same instant. A racer
+/// that just won keeps its row version cached and needs one statement for its next claim
+/// while a loser needs two, so a loser can lose several times in a row against a busy peer;
+/// with the growing back-off below, 32 attempts span tens of milliseconds, far longer than
+/// any peer keeps claiming the same conversation back to back.
+const MAX_ATTEMPTS: u32 = 32;
 
 /// Cached rows kept per cache shard; past it the shard is cleared (a miss costs one read).
 /// The allocator forgets conversations it evicts, so this only bounds a leak, it is not the
@@ -62,6 +65,7 @@ pub struct DieselSegmentStore {
     pool: DbPool,
     known: Box<[Mutex<HashMap<i64, Row>>]>,
     round_trips: AtomicU64,
+    lost_races: AtomicU64,
 }
 
 /// The row as our last statement left it.
@@ -79,7 +83,14 @@ impl DieselSegmentStore {
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
             round_trips: AtomicU64::new(0),
+            lost_races: AtomicU64::new(0),
         }
+    }
+
+    /// Version-checked updates that matched no row because another process (or thread)
+    /// wrote the row first; each was followed by a fresh read and a retry.
+    pub fn lost_races(&self) -> u64 {
+        self.lost_races.load(Ordering::Relaxed)
     }
 
     fn cache(&self, conversation_id: i64) -> MutexGuard<'_, HashMap<i64, Row>> {
@@ -229,7 +240,10 @@ impl SegmentStore for DieselSegmentStore {
         let step = step.max(1);
         let mut conn = self.connection(conversation_id)?;
         let mut known = self.cache(conversation_id).get(&conversation_id).copied();
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt);
+            }
             let row = match known.take() {
                 Some(row) => row,
                 None => match self.read(&mut conn, conversation_id)? {
@@ -248,6 +262,7 @@ impl SegmentStore for DieselSegmentStore {
             if self.advance(&mut conn, conversation_id, row, step)? {
                 return Ok(row.next_seq..row.next_seq + step);
             }
+            self.lost_races.fetch_add(1, Ordering::Relaxed);
         }
         Err(IdgenError::Contended {
             conversation_id,
@@ -287,6 +302,19 @@ impl SegmentStore for DieselSegmentStore {
     fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
     }
+}
+
+/// Sleeps a little before retrying a lost race, longer after each loss and by a different
+/// amount in each process, so racers spread out instead of colliding again in lockstep (on
+/// PostgreSQL, four threads hammering one row otherwise starve one of them). Claims run off
+/// the hot path, so a fraction of a millisecond here costs no caller anything.
+fn back_off(attempt: u32) {
+    let spread_us = 200 * u64::from(attempt.min(10));
+    let noise = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let noise = u64::from(noise ^ std::process::id().rotate_left(16));
+    std::thread::sleep(std::time::Duration::from_micros(noise % spread_us + 1));
 }
 
 fn row_from_db(conversation_id: i64, next_seq: i64, version: i64) -> Result<Row, IdgenError> {

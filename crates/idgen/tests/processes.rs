@@ -49,17 +49,26 @@ fn allocators_in_separate_processes_never_issue_the_same_seq() -> TestResult {
                 .spawn()?;
             children.push(child);
         }
+        let mut lost_races = 0;
         for child in children {
             let output = child.wait_with_output()?;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            lost_races += stderr
+                .lines()
+                .filter_map(|line| line.strip_prefix("lost races: "))
+                .filter_map(|n| n.trim().parse::<u64>().ok())
+                .sum::<u64>();
             assert!(
                 output.status.success(),
                 "{}: a child failed: {}\n{}{}",
                 db.label,
                 output.status,
                 String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
+                stderr
             );
         }
+        // How often the processes really collided on a row (retried, not double-issued).
+        eprintln!("{}: {lost_races} claims lost a race and retried", db.label);
 
         let mut seen: HashMap<i64, HashSet<u64>> = HashMap::new();
         let mut total = 0;
@@ -105,7 +114,8 @@ fn child_allocates_seqs_into_a_file() -> TestResult {
         max_wait: Duration::from_secs(10),
         ..AllocatorConfig::default()
     };
-    let allocator = IdAllocator::new(Arc::new(DieselSegmentStore::new(pool)), config);
+    let store = Arc::new(DieselSegmentStore::new(pool));
+    let allocator = IdAllocator::new(store.clone(), config);
 
     let threads: Vec<_> = (0..THREADS_PER_CHILD)
         .map(|t| {
@@ -137,5 +147,6 @@ fn child_allocates_seqs_into_a_file() -> TestResult {
     if graceful {
         allocator.shutdown();
     }
+    eprintln!("lost races: {}", store.lost_races());
     Ok(())
 }
