@@ -401,16 +401,16 @@ impl Shared {
         }
     }
 
-    pub(crate) fn enqueue_load(&self, generator: Arc<Generator>) {
+    /// Queues a spare claim; false once the loaders have stopped.
+    pub(crate) fn enqueue_load(&self, generator: Arc<Generator>) -> bool {
         let mut jobs = lock(&self.jobs);
         if jobs.stopping {
-            drop(jobs);
-            generator.cancel_load();
-            return;
+            return false;
         }
         jobs.loads.push_back(generator);
         drop(jobs);
         self.jobs_ready.notify_one();
+        true
     }
 
     fn enqueue_give_back(&self, conversation_id: i64, unused: Vec<Range<u64>>) {

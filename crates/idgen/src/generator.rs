@@ -215,7 +215,9 @@ impl Generator {
                 state = self.claim_first(state, shared)?;
             } else {
                 state.starved = true;
-                self.request_spare_locked(&mut state, shared);
+                if !self.request_spare_locked(&mut state, shared) {
+                    return Err(TakeError::Failed(IdgenError::ShutDown));
+                }
             }
         }
     }
@@ -270,8 +272,22 @@ impl Generator {
             .max(1)
             .max(state.current_start + state.current_len);
         let end = segment.end.min(MAX_SEQ + 1);
-        if start >= end {
+        if start > MAX_SEQ {
             state.exhausted = true;
+            return;
+        }
+        if start >= end {
+            tracing::error!(
+                conv.id = self.conversation_id,
+                start = segment.start,
+                end = segment.end,
+                "the segment store returned a range below one already used; ignoring it"
+            );
+            let err = IdgenError::CorruptRow {
+                conversation_id: self.conversation_id,
+                detail: format!("claim returned {segment:?}, below seqs already handed out"),
+            };
+            state.failure = Some((Instant::now(), err));
             return;
         }
         let len = end - start;
@@ -295,13 +311,16 @@ impl Generator {
         self.request_spare_locked(&mut state, shared);
     }
 
-    fn request_spare_locked(self: &Arc<Self>, state: &mut State, shared: &Shared) {
+    /// Returns false when the loaders have stopped and no claim will come.
+    fn request_spare_locked(self: &Arc<Self>, state: &mut State, shared: &Shared) -> bool {
         self.mark.store(u64::MAX, Ordering::Relaxed);
         if state.loading || state.spare.is_some() || state.retired || state.exhausted {
-            return;
+            return true;
         }
-        state.loading = true;
-        shared.enqueue_load(Arc::clone(self));
+        // The caller holds this generator's lock, so a refused job is undone here, not by
+        // the queue.
+        state.loading = shared.enqueue_load(Arc::clone(self));
+        state.loading
     }
 
     /// Runs on a loader thread: picks the step, claims the spare, and wakes waiting callers.

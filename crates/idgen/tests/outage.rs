@@ -199,3 +199,33 @@ fn round_trips_stay_at_one_per_segment_in_steady_state() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn shutdown_releases_callers_waiting_for_a_slow_claim() -> TestResult {
+    let db = TestDb::sqlite()?;
+    let store = faulty_store(&db)?;
+    let config = AllocatorConfig {
+        max_wait: Duration::from_secs(30),
+        ..fixed_step(10)
+    };
+    let allocator = IdAllocator::new(store.clone(), config);
+    allocator.next_seq(1)?;
+    store.set_latency(Duration::from_millis(200));
+
+    // A tight loop empties both buffers and then waits on the slow claims.
+    let caller = {
+        let allocator = allocator.clone();
+        std::thread::spawn(move || {
+            loop {
+                if let Err(err) = allocator.next_seq(1) {
+                    return err;
+                }
+            }
+        })
+    };
+    assert!(eventually(|| allocator.metrics().caller_waits > 0));
+    allocator.shutdown();
+    let err = caller.join().map_err(|_| "caller panicked")?;
+    assert!(matches!(err, IdgenError::ShutDown), "{err}");
+    Ok(())
+}
