@@ -17,6 +17,15 @@ pub enum Group {
     Created(ConversationId),
 }
 
+/// Why the server has no groups, or `None` when it has them.
+pub async fn unavailable(http: &HttpClient, owner: &Account) -> anyhow::Result<Option<String>> {
+    let response = http.raw("GET", "/api/v1/groups", Some(&owner.token), None).await?;
+    Ok(match response.status {
+        404 => Some(format!("GET /api/v1/groups answered {}", response.status)),
+        _ => None,
+    })
+}
+
 /// Creates one group of all `members`, the first as its owner.
 pub async fn create(http: &HttpClient, members: &[Account]) -> anyhow::Result<Group> {
     let Some(owner) = members.first() else { anyhow::bail!("a group needs members") };

@@ -120,7 +120,13 @@ fn number(value: f64) -> String {
     if !value.is_finite() {
         return "nan".into();
     }
-    if value.abs() >= 100.0 { format!("{value:.0}") } else { format!("{value:.4}") }
+    if value.fract() == 0.0 || value.abs() >= 100.0 {
+        format!("{value:.0}")
+    } else if value.abs() >= 1.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.4}")
+    }
 }
 
 /// Bytes as KiB or MiB for the table.
