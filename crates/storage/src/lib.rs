@@ -2,9 +2,11 @@
 //!
 //! Messages are stored once, keyed by `(conversation_id, seq)`, so a conversation's history is
 //! one range scan of the primary key. Members carry their read and delivered positions; device
-//! cursors remember what each device signed for. The id allocator's table belongs to
-//! `tern-idgen`; its migration lives with the others under `migrations/`.
+//! cursors remember what each device signed for; attachments describe uploaded files, whose
+//! content lives on disk. The id allocator's table belongs to `tern-idgen`; its migration
+//! lives with the others under `migrations/`.
 
+pub mod attachments;
 pub mod conversations;
 pub mod cursors;
 pub mod friends;
@@ -27,6 +29,10 @@ pub enum StorageError {
     /// A row with the same unique key exists.
     #[error("already exists")]
     Conflict,
+    /// Another writer committed a higher seq in the conversation first; these seqs would
+    /// break commit order and were not stored.
+    #[error("seqs of conversation {conversation} are behind its last seq {last_seq}")]
+    SeqBehind { conversation: tern_protocol::ConversationId, last_seq: i64 },
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
 }
