@@ -21,6 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     two_threads()?;
     round_trips()?;
     latency_with_slow_store()?;
+    memory_per_generator()?;
     Ok(())
 }
 
@@ -296,5 +297,48 @@ fn latency_with_slow_store() -> Result<(), Box<dyn std::error::Error>> {
         metrics.caller_waits - warm_up_waits
     );
     allocator.shutdown();
+    Ok(())
+}
+
+/// A store that keeps nothing per conversation, so the memory measured is the allocator's.
+struct StatelessStore;
+
+impl tern_idgen::SegmentStore for StatelessStore {
+    fn claim(&self, _: i64, step: u64) -> Result<std::ops::Range<u64>, IdgenError> {
+        Ok(1..1 + step)
+    }
+
+    fn give_back(&self, _: i64, _: std::ops::Range<u64>) -> Result<bool, IdgenError> {
+        Ok(false)
+    }
+}
+
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn memory_per_generator() -> Result<(), IdgenError> {
+    const GENERATORS: i64 = 200_000;
+    let config = AllocatorConfig {
+        max_generators: 1 << 20,
+        ..AllocatorConfig::default()
+    };
+    let allocator = IdAllocator::new(Arc::new(StatelessStore), config);
+    let before = resident_bytes();
+    for conv in 1..=GENERATORS {
+        black_box(allocator.next_seq(conv)?);
+    }
+    let after = resident_bytes();
+    if let (Some(before), Some(after)) = (before, after) {
+        let per = after.saturating_sub(before) as f64 / GENERATORS as f64;
+        println!(
+            "memory: {GENERATORS} idle generators add {:.1} MiB resident",
+            (after - before) as f64 / 1048576.0
+        );
+        println!("ratio bytes_per_idle_generator {per:.0}");
+    }
+    drop(allocator);
     Ok(())
 }

@@ -51,10 +51,10 @@ pub struct AllocatorConfig {
     /// The most generators (one per active conversation) kept in memory; above it the least
     /// recently used is evicted and its unused seqs given back.
     ///
-    /// Default 100,000: an idle generator takes about 200 bytes with its map entry, so this
-    /// bounds the allocator near 20 MiB, and 100,000 conversations active within
-    /// `idle_eviction` is far beyond one node's expected load. The cap is rounded down to a
-    /// multiple of the shard count (at most 64 shards).
+    /// Default 100,000: an idle generator takes about 250 bytes with its map entry (the
+    /// benchmark measures it), so this bounds the allocator near 25 MiB, and 100,000
+    /// conversations active within `idle_eviction` is far beyond one node's expected load. The
+    /// cap is rounded down to a multiple of the shard count (at most 64 shards).
     pub max_generators: usize,
 
     /// A generator untouched for this long is evicted and its unused seqs given back.

@@ -5,6 +5,20 @@
 //! which node owns a conversation, or put ids on the wire; those belong to `tern-storage`,
 //! the gateway and `tern-protocol`.
 //!
+//! ```
+//! use std::sync::Arc;
+//! use tern_idgen::{layout, testing::MemorySegmentStore, AllocatorConfig, IdAllocator};
+//!
+//! // Production passes a `DieselSegmentStore` over the server's pool.
+//! let store = Arc::new(MemorySegmentStore::new());
+//! let allocator = IdAllocator::new(store, AllocatorConfig::default());
+//! let seq = allocator.next_seq(42)?;
+//! assert_eq!(seq, 1);
+//! assert_eq!(layout::split(layout::message_id(42, seq)), (42, 1));
+//! allocator.shutdown();
+//! # Ok::<(), tern_idgen::IdgenError>(())
+//! ```
+//!
 //! # Seqs and the id clients see
 //!
 //! Every conversation counts its own messages: seqs start at 1 and strictly increase. The
@@ -35,6 +49,15 @@
 //! memory and the swap is a few stores under the generator's mutex. No caller waits on the
 //! database in steady state; [`AllocatorMetrics::caller_waits`] counts the ones that did.
 //!
+//! A conversation's very first segment (and the first after its generator was evicted) has
+//! nothing to prefetch from, so the first caller claims it on its own thread: one round trip,
+//! counted in [`AllocatorMetrics::cold_starts`], bounded by the pool's connection timeout
+//! rather than by `max_wait`.
+//!
+//! [`IdAllocator::next_seq`] finds the generator in the map on every call, which costs a shard
+//! lock; a caller sending many messages to one conversation can hold a [`SeqGenerator`]
+//! handle instead, whose `next_seq` is the bare atomic hot path.
+//!
 //! If a burst empties both buffers anyway, callers wait on a condvar for the claim already in
 //! flight, up to `max_wait`, instead of failing at once (Leaf's behaviour, which turns a
 //! burst on a small step into errors); past `max_wait` they get [`IdgenError::Unavailable`].
@@ -49,14 +72,14 @@
 //! per conversation toward `target_segment_lifetime` (10 s by default): grow up to 8x when a
 //! segment is projected to last less than half of it (and at least 4x if a caller had to wait),
 //! halve when it lasts more than four times as long, clamped to `[min_step, max_step]`
-//! (16 ..= 2^20 by default). A quiet chat stays at 16, so a crash wastes at most a few dozen of
-//! its seqs; a busy group grows until it claims once every few seconds. The rule is in
-//! `step.rs`.
+//! (16 ..= 2^20 by default, starting at 32). A quiet chat settles at 16, so a crash wastes at
+//! most a few dozen of its seqs; a busy group grows until it claims about once every 10 s. The
+//! rule and its reasons are in `step.rs`, the numbers' reasons on [`AllocatorConfig`].
 //!
 //! # Bounded memory
 //!
 //! Generators live in a sharded map (up to 64 shards of `Mutex<HashMap>`), created on first
-//! use, at roughly 200 bytes each with their map entry. A generator untouched for
+//! use, at roughly 250 bytes each with their map entry. A generator untouched for
 //! `idle_eviction` is evicted, and when a shard is full the least recently looked-up one
 //! makes room, so memory stays below `max_generators` whatever the number of conversations.
 //!
@@ -84,14 +107,19 @@
 //!
 //! # Several nodes
 //!
-//! Segments keep seqs unique across nodes, but two nodes serving the same conversation would
-//! interleave their ranges, so seqs would increase per node, not in commit order. Tern
-//! therefore needs one owner per conversation at a time.
+//! Segments keep seqs unique across nodes; the multi-process test proves that ranges never
+//! overlap. What they cannot give on their own is order across nodes: if two nodes serve the
+//! same conversation at once, their ranges interleave, and a message committed by one node can
+//! carry a lower seq than one the other committed earlier. Tern therefore needs one owner per
+//! conversation at a time.
 //!
-//! TODO: ownership fencing is not built yet. The plan is an owner epoch column on
-//! `id_segments` checked by the same version-guarded `UPDATE`, so a node whose lease was taken
-//! over cannot claim; until then a conversation must be routed to a single node, and the
-//! allocator alone does not make two owners impossible.
+//! TODO: ownership is not enforced here yet, so this crate alone does not make two owners
+//! impossible. The planned fix is a lease with a fencing epoch: a node takes a conversation
+//! over by bumping an `owner_epoch` column on `id_segments` (a new migration), its claims are
+//! conditioned on that epoch through the same version-checked `UPDATE`, and the message insert
+//! in `tern-storage` checks the epoch inside its transaction, so a node that lost the lease can
+//! neither claim nor commit with seqs it still has buffered. Until then, each conversation must
+//! be routed to a single node (a single-node deployment is trivially safe).
 
 mod allocator;
 mod config;
