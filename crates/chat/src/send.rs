@@ -271,28 +271,27 @@ impl Writer {
     }
 
     fn process(&mut self, batch: Vec<SendRequest>) {
-        let mut conn = match self.pool.get() {
-            Ok(conn) => conn,
-            Err(err) => {
-                tracing::warn!(error = %err, batch = batch.len(), "no database connection for sends");
-                let failure = ChatError::Unavailable(err.to_string());
-                batch.into_iter().for_each(|r| self.answer(r.reply, Err(clone_err(&failure)), &r.client_msg_id));
-                return;
-            }
-        };
-        let accepted = self.resolve(&mut conn, batch);
-        let (fresh, retried) = match self.split_retries(&mut conn, accepted) {
-            Ok(parts) => parts,
-            Err(failed) => return self.fail_all(failed.0, failed.1),
-        };
-        for (request, row) in retried {
-            self.answer(request.reply, Ok(Ack::of(&row, true)), "");
-        }
+        let Some(fresh) = self.check(batch) else { return };
         let effect = fresh.first().and_then(|a| a.request.effect.clone());
+        // No connection is held here: a conversation's first seq is claimed on this thread
+        // with a connection of its own, and holding one while waiting for another would
+        // starve a small pool (with one connection, every first send would time out).
         let (drafts, waiting) = self.allocate(fresh);
         if drafts.is_empty() {
             return;
         }
+        let mut conn = match self.pool.get() {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::warn!(error = %err, batch = drafts.len(), "no database connection to commit sends");
+                let failure = ChatError::Unavailable(err.to_string());
+                for w in waiting {
+                    let id = w.request.client_msg_id.clone();
+                    self.answer(w.request.reply, Err(clone_err(&failure)), &id);
+                }
+                return;
+            }
+        };
         let committed = write_transaction(&mut conn, |c| {
             let rows = messages::append(c, drafts.clone())?;
             if let (Some(effect), Some(row)) = (&effect, rows.first()) {
@@ -322,6 +321,32 @@ impl Writer {
                 self.commit_one_by_one(&mut conn, drafts, waiting);
             }
         }
+    }
+
+    /// Resolves the batch and answers retries, on a connection given back before returning;
+    /// `None` when nothing is left to store.
+    fn check(&mut self, batch: Vec<SendRequest>) -> Option<Vec<Accepted>> {
+        let mut conn = match self.pool.get() {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::warn!(error = %err, batch = batch.len(), "no database connection for sends");
+                let failure = ChatError::Unavailable(err.to_string());
+                batch.into_iter().for_each(|r| self.answer(r.reply, Err(clone_err(&failure)), &r.client_msg_id));
+                return None;
+            }
+        };
+        let accepted = self.resolve(&mut conn, batch);
+        let (fresh, retried) = match self.split_retries(&mut conn, accepted) {
+            Ok(parts) => parts,
+            Err(failed) => {
+                self.fail_all(failed.0, failed.1);
+                return None;
+            }
+        };
+        for (request, row) in retried {
+            self.answer(request.reply, Ok(Ack::of(&row, true)), "");
+        }
+        Some(fresh)
     }
 
     /// Finds each request's conversation and drops those the sender may not write to.
