@@ -36,6 +36,10 @@ const PEOPLE: usize = 46;
 /// The history API's largest page.
 const PAGE: usize = 200;
 
+/// The tests of this file take turns: each one alone is the load under study, and two at
+/// once on a small machine would only measure the machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Room for fifty devices per user, and queues deep enough that a test client reading a
 /// burst a little late is not cut off as a slow consumer.
 fn roomy(config: &mut Config) {
@@ -55,6 +59,7 @@ struct Answer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_connections_sending_into_one_conversation_store_every_message_once_in_order()
 -> TestResult {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let logs = capture_warnings();
     for backend in tern_testkit::backends() {
         let name = backend.name();
@@ -78,7 +83,7 @@ async fn fifty_connections_sending_into_one_conversation_store_every_message_onc
             let ids: Vec<String> = (0..SENDS_PER_DEVICE).map(|i| format!("d{device}-m{i}")).collect();
             let to = vec![bob.id; ids.len()];
             let pushes = (DEVICES - 1) * SENDS_PER_DEVICE;
-            let plan = Plan { to, ids, pushes, sign_every: 20 };
+            let plan = Plan { to, ids, pushes, sign_every: 50 };
             let start = start.clone();
             devices.spawn(async move {
                 start.wait().await;
@@ -107,6 +112,7 @@ async fn fifty_connections_sending_into_one_conversation_store_every_message_onc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_conversations_written_at_once_store_every_message_once_in_order() -> TestResult {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let logs = capture_warnings();
     for backend in tern_testkit::backends() {
         let name = backend.name();
