@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use tern_protocol::codec::{encode_binary, encode_text};
 use tern_protocol::{ErrorCode, ServerFrame, UserId};
 use tokio::sync::{Notify, mpsc};
@@ -81,12 +82,35 @@ struct Entry {
     kick: Arc<Kick>,
 }
 
+/// What one node tells the others so that users connected there hear of it too.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RelayEvent {
+    /// Queue the frame for every connection of these users.
+    Deliver { users: Vec<UserId>, frame: ServerFrame },
+    /// Kick the connections opened with this token.
+    KickToken { token_hash: String, reason: String },
+}
+
+/// Carries hub events to the other nodes of a cluster. Forwarding must not block: it runs on
+/// the writer thread and on request tasks.
+pub trait Relay: Send + Sync + 'static {
+    fn forward(&self, event: RelayEvent);
+}
+
 /// The registry of live connections, by user.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Hub {
     users: Mutex<HashMap<UserId, Vec<Entry>>>,
     next_session: AtomicU64,
     connections: AtomicU64,
+    relay: OnceLock<Arc<dyn Relay>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("connections", &self.connections).finish_non_exhaustive()
+    }
 }
 
 /// A connection's place in the hub; dropping it unregisters the connection.
@@ -160,12 +184,43 @@ impl Hub {
         }
     }
 
-    /// Queues a frame for every connection of `user` except `skip_session`.
+    /// Sends hub events to the other nodes from now on (set once, at start).
+    pub fn set_relay(&self, relay: Arc<dyn Relay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// Queues a frame for every connection of `user` (except `skip_session`, a connection
+    /// of this node), here and on the other nodes.
     pub fn deliver(&self, user: UserId, frame: &Arc<Outgoing>, skip_session: Option<u64>) {
-        let Ok(users) = self.users.lock() else { return };
-        let Some(entries) = users.get(&user) else { return };
-        for entry in entries.iter().filter(|e| Some(e.session) != skip_session) {
-            push(entry, frame);
+        self.deliver_to_users(&[user], frame, skip_session.map(|s| (user, s)));
+    }
+
+    /// Queues a frame for every connection of each user, here and on the other nodes, in one
+    /// pass and one relay message however many users there are.
+    pub fn deliver_to_users(&self, users: &[UserId], frame: &Arc<Outgoing>, skip: Option<(UserId, u64)>) {
+        self.deliver_here(users, frame, skip);
+        if let Some(relay) = self.relay.get() {
+            relay.forward(RelayEvent::Deliver { users: users.to_vec(), frame: frame.frame().clone() });
+        }
+    }
+
+    fn deliver_here(&self, users: &[UserId], frame: &Arc<Outgoing>, skip: Option<(UserId, u64)>) {
+        let Ok(registry) = self.users.lock() else { return };
+        for user in users {
+            let Some(entries) = registry.get(user) else { continue };
+            for entry in entries {
+                if skip != Some((*user, entry.session)) {
+                    push(entry, frame);
+                }
+            }
+        }
+    }
+
+    /// Applies an event another node relayed; it is not relayed again.
+    pub fn apply_remote(&self, event: RelayEvent) {
+        match event {
+            RelayEvent::Deliver { users, frame } => self.deliver_here(&users, &Outgoing::new(frame), None),
+            RelayEvent::KickToken { token_hash, reason } => self.kick_token_here(&token_hash, &reason),
         }
     }
 
@@ -178,8 +233,15 @@ impl Hub {
         }
     }
 
-    /// Kicks every connection opened with this token (the token was revoked).
+    /// Kicks every connection opened with this token (the token was revoked), on every node.
     pub fn kick_token(&self, token_hash: &str, reason: &str) {
+        self.kick_token_here(token_hash, reason);
+        if let Some(relay) = self.relay.get() {
+            relay.forward(RelayEvent::KickToken { token_hash: token_hash.to_owned(), reason: reason.to_owned() });
+        }
+    }
+
+    fn kick_token_here(&self, token_hash: &str, reason: &str) {
         let Ok(users) = self.users.lock() else { return };
         for entry in users.values().flatten().filter(|e| e.token_hash == token_hash) {
             entry.kick.kick(reason);

@@ -276,7 +276,7 @@ impl Writer {
         // No connection is held here: a conversation's first seq is claimed on this thread
         // with a connection of its own, and holding one while waiting for another would
         // starve a small pool (with one connection, every first send would time out).
-        let (drafts, waiting) = self.allocate(fresh);
+        let (mut drafts, waiting) = self.allocate(fresh);
         if drafts.is_empty() {
             return;
         }
@@ -292,13 +292,18 @@ impl Writer {
                 return;
             }
         };
-        let committed = write_transaction(&mut conn, |c| {
-            let rows = messages::append(c, drafts.clone())?;
-            if let (Some(effect), Some(row)) = (&effect, rows.first()) {
-                apply_effect(c, effect, row)?;
+        let mut committed = commit(&mut conn, &drafts, effect.as_ref());
+        for _ in 0..SEQ_BEHIND_RETRIES {
+            let Err(StorageError::SeqBehind { conversation, last_seq }) = committed else { break };
+            // Another node committed higher seqs in this conversation: take new ones above
+            // its last, so commit order and seq order stay the same.
+            tracing::debug!(conv.id = conversation.0, last_seq, "seqs fell behind another writer; renumbering");
+            if let Err(err) = self.renumber(&mut drafts, conversation, last_seq) {
+                committed = Err(StorageError::Unavailable(err.to_string()));
+                break;
             }
-            Ok::<_, StorageError>(rows)
-        });
+            committed = commit(&mut conn, &drafts, effect.as_ref());
+        }
         match committed {
             Ok(rows) => {
                 if let (Some(Effect::Join(users)), Some(row)) = (&effect, rows.first()) {
@@ -321,6 +326,22 @@ impl Writer {
                 self.commit_one_by_one(&mut conn, drafts, waiting);
             }
         }
+    }
+
+    /// Gives the conversation's drafts new seqs above `floor`, in their order.
+    fn renumber(&self, drafts: &mut [Draft], conversation: ConversationId, floor: i64) -> Result<(), tern_idgen::IdgenError> {
+        let mut floor = u64::try_from(floor).unwrap_or_default();
+        for draft in drafts.iter_mut().filter(|d| d.conversation_id == conversation) {
+            // Seqs below the floor were skipped by another writer; the allocator's buffered
+            // ranges run out within two segments, after which its claims start above it.
+            let mut seq = self.ids.next_seq(conversation.0)?;
+            while seq <= floor {
+                seq = self.ids.next_seq(conversation.0)?;
+            }
+            draft.seq = i64::try_from(seq).unwrap_or(i64::MAX);
+            floor = seq;
+        }
+        Ok(())
     }
 
     /// Resolves the batch and answers retries, on a connection given back before returning;
@@ -601,6 +622,25 @@ impl Writer {
             }
         }
     }
+}
+
+/// How often a batch is renumbered when another writer's commits overtake it before it gives
+/// up with `unavailable`. With one writer per conversation it never happens.
+const SEQ_BEHIND_RETRIES: usize = 8;
+
+/// Stores the drafts, and the effect of a notice, in one write transaction.
+fn commit(
+    conn: &mut tern_db::DbConnection,
+    drafts: &[Draft],
+    effect: Option<&Effect>,
+) -> Result<Vec<MessageRow>, StorageError> {
+    write_transaction(conn, |c| {
+        let rows = messages::append(c, drafts.to_vec())?;
+        if let (Some(effect), Some(row)) = (effect, rows.first()) {
+            apply_effect(c, effect, row)?;
+        }
+        Ok(rows)
+    })
 }
 
 /// Commits what a system notice stands for, in the notice's own transaction.

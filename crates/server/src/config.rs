@@ -19,7 +19,16 @@ pub struct Config {
     pub auth: AuthSection,
     pub websocket: WebSocketSection,
     pub messages: MessagesSection,
+    pub cluster: ClusterSection,
     pub log: LogSection,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSection {
+    /// NATS server that carries live deliveries between nodes, e.g. `nats://127.0.0.1:4222`.
+    /// Empty: a single node, nothing relayed.
+    pub nats_url: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -206,6 +215,7 @@ impl Config {
     pub fn redacted(&self) -> String {
         let mut shown = self.clone();
         shown.database.url = tern_db::redact_url(&self.database_url());
+        shown.cluster.nats_url = tern_db::redact_url(&self.cluster.nats_url);
         serde_json::to_string(&shown).unwrap_or_default()
     }
 

@@ -29,6 +29,8 @@ pub struct Running {
     chat: Arc<Chat>,
     gateway: Arc<Gateway>,
     grace: Duration,
+    /// This node's link to the others, when a NATS URL is configured.
+    pub cluster: Option<tern_cluster::Cluster>,
 }
 
 /// Opens the database, applies migrations, and starts serving.
@@ -49,6 +51,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     .await??;
     let ids = IdAllocator::new(Arc::new(DieselSegmentStore::new(pool.clone())), AllocatorConfig::default());
     let chat = Chat::start(pool, ids, config.chat()).context("starting the chat service")?;
+    let cluster = if config.cluster.nats_url.is_empty() {
+        None
+    } else {
+        Some(tern_cluster::join(&config.cluster.nats_url, chat.hub().clone()).await?)
+    };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let gateway = Gateway::new(chat.clone(), config.gateway(), shutdown_rx.clone());
     let routes = warp::service(tern_api::routes(chat.clone(), gateway.clone(), config.api()));
@@ -60,7 +67,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let task = tokio::spawn(listener::serve(tcp, routes, gateway.clone(), header_timeout, grace, shutdown_rx));
     tracing::info!(%addr, "tern listening");
-    Ok(Running { addr, shutdown, task, chat, gateway, grace })
+    Ok(Running { addr, shutdown, task, chat, gateway, grace, cluster })
 }
 
 impl Running {

@@ -59,16 +59,38 @@ pub fn find_by_client_ids(
         .collect())
 }
 
-/// Appends drafts in the caller's transaction: links each to the message before it, inserts
-/// them in one statement and moves each conversation's `last_seq`.
+/// Appends drafts in the caller's transaction: moves each conversation's `last_seq`, links
+/// each message to the one before it, and inserts them all in one statement.
 ///
-/// Drafts of one conversation must come in increasing seq order, every seq above the
-/// conversation's current `last_seq`; the allocator guarantees both.
+/// Drafts of one conversation must come in increasing seq order. The move of `last_seq` is
+/// conditional (`WHERE last_seq < first seq of the batch`) and happens first, taking the
+/// conversation row's lock: whichever writer commits, on whichever node, a conversation's
+/// seqs increase in commit order, and a writer whose seqs fell behind another's commit gets
+/// [`StorageError::SeqBehind`] instead of storing them out of order. Conversations are
+/// locked in id order, so two writers cannot deadlock on them.
 pub fn append(conn: &mut DbConnection, drafts: Vec<Draft>) -> Result<Vec<MessageRow>, StorageError> {
     if drafts.is_empty() {
         return Ok(Vec::new());
     }
-    let mut last: HashMap<i64, i64> = last_seqs(conn, &drafts)?;
+    let mut spans: std::collections::BTreeMap<i64, (i64, i64, i64)> = std::collections::BTreeMap::new();
+    for d in &drafts {
+        let span = spans.entry(d.conversation_id.0).or_insert((d.seq, d.seq, d.created_at));
+        span.0 = span.0.min(d.seq);
+        span.1 = span.1.max(d.seq);
+        span.2 = span.2.max(d.created_at);
+    }
+    let mut last: HashMap<i64, i64> = HashMap::with_capacity(spans.len());
+    for (conversation, (first, highest, activity)) in spans {
+        let moved = diesel::update(conversations::table.find(conversation))
+            .filter(conversations::last_seq.lt(first))
+            .set((conversations::last_seq.eq(highest), conversations::last_activity_at.eq(activity)))
+            .execute(conn)?;
+        if moved == 0 {
+            let current: i64 = conversations::table.find(conversation).select(conversations::last_seq).first(conn)?;
+            return Err(StorageError::SeqBehind { conversation: ConversationId(conversation), last_seq: current });
+        }
+        last.insert(conversation, previous_seq(conn, conversation, first)?);
+    }
     let rows: Vec<MessageRow> = drafts
         .into_iter()
         .map(|d| {
@@ -89,25 +111,18 @@ pub fn append(conn: &mut DbConnection, drafts: Vec<Draft>) -> Result<Vec<Message
         .collect();
     let insert = diesel::insert_into(messages::table).values(&rows);
     tern_db::on_backend!(conn, c => insert.execute(c)).map_err(StorageError::from_insert)?;
-    for (conversation, seq) in &last {
-        let at = rows.iter().rev().find(|r| r.conversation_id == *conversation);
-        let activity = at.map(|r| r.created_at).unwrap_or_default();
-        diesel::update(conversations::table.find(conversation))
-            .set((conversations::last_seq.eq(seq), conversations::last_activity_at.eq(activity)))
-            .execute(conn)?;
-    }
     Ok(rows)
 }
 
-fn last_seqs(conn: &mut DbConnection, drafts: &[Draft]) -> Result<HashMap<i64, i64>, StorageError> {
-    let mut ids: Vec<i64> = drafts.iter().map(|d| d.conversation_id.0).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let found = conversations::table
-        .filter(conversations::id.eq_any(&ids))
-        .select((conversations::id, conversations::last_seq))
-        .load::<(i64, i64)>(conn)?;
-    Ok(found.into_iter().collect())
+/// The seq of the newest stored message below `seq` (0 when there is none). Read after the
+/// conversation row is locked, so no other writer can add one meanwhile.
+fn previous_seq(conn: &mut DbConnection, conversation: i64, seq: i64) -> Result<i64, StorageError> {
+    let found: Option<i64> = messages::table
+        .filter(messages::conversation_id.eq(conversation))
+        .filter(messages::seq.lt(seq))
+        .select(diesel::dsl::max(messages::seq))
+        .first(conn)?;
+    Ok(found.unwrap_or(0))
 }
 
 /// Which way a history page runs from its starting seq.

@@ -121,3 +121,14 @@ mod tests {
         assert_eq!(super::replace_database("mysql://root@h:3306", "t3"), "mysql://root@h:3306/t3");
     }
 }
+
+/// The NATS server for cluster tests, from `TERN_TEST_NATS_URL`. `None` means the cluster
+/// tests have nothing to run against; with `TERN_TEST_REQUIRE_NATS=1` (as CI sets it) that
+/// fails the test instead.
+pub fn nats_url() -> Option<String> {
+    let url = std::env::var("TERN_TEST_NATS_URL").ok().filter(|u| !u.is_empty());
+    if url.is_none() && std::env::var("TERN_TEST_REQUIRE_NATS").is_ok_and(|v| v == "1") {
+        panic!("TERN_TEST_REQUIRE_NATS=1 but TERN_TEST_NATS_URL is not set");
+    }
+    url
+}
