@@ -232,7 +232,7 @@ async fn run_plan(ws: &mut WsClient, plan: Plan) -> Result<Outcome, String> {
                 outcome.answers.push(Answer { client_msg_id, conversation_id, seq, duplicate });
             }
             ServerFrame::Message(message) => {
-                if (outcome.pushed.len() + 1) % plan.sign_every == 0 {
+                if (outcome.pushed.len() + 1).is_multiple_of(plan.sign_every) {
                     let (conversation, seq) = (message.conversation_id, message.seq);
                     ws.receipt(conversation, seq).await.map_err(|e| format!("receipt: {e}"))?;
                 }
