@@ -4,20 +4,32 @@
 //! `/metrics`). Every failure, whether the chat service's or warp's own (unknown route, bad
 //! JSON, body too large), leaves as the same JSON body: `{"error": {"code", "message"}}` with
 //! a stable snake_case code, mapped in [`errors`].
+//!
+//! Uploads are a warp route that streams the multipart body to disk. Downloads and history
+//! export stream their answers, which warp cannot do, so they live in [`raw`], a handler on
+//! hyper's types that the server's listener asks first.
 
 mod accounts;
 mod auth;
+mod downloads;
 pub mod errors;
+mod export;
+mod files;
 mod friends;
 mod groups;
 mod health;
+mod media;
 mod messages;
+pub mod raw;
+mod uploads;
 
 use std::sync::Arc;
 
 use tern_chat::Chat;
 use tern_gateway::Gateway;
 use warp::Filter;
+
+pub use raw::{RawBody, RawRoutes};
 
 /// The largest JSON body any route accepts.
 pub const MAX_JSON_BODY: u64 = 64 * 1024;
@@ -31,17 +43,25 @@ pub struct ApiConfig {
     pub max_image_pixels: u64,
 }
 
+/// Creates the upload folders and removes uploads a previous run left half-received. Call
+/// once at start, before serving.
+pub fn prepare_storage(config: &ApiConfig) -> std::io::Result<()> {
+    files::Files::new(config).prepare()
+}
+
 /// Every HTTP route, with errors mapped to the wire format.
 pub fn routes(
     chat: Arc<Chat>,
     gateway: Arc<Gateway>,
-    _config: ApiConfig,
+    config: ApiConfig,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static {
     let api = warp::path("api").and(warp::path("v1"));
+    let uploads = uploads::Uploads::new(files::Files::new(&config));
     let v1 = accounts::routes(chat.clone())
         .or(messages::routes(chat.clone()))
         .or(groups::routes(chat.clone()))
-        .or(friends::routes(chat.clone()));
+        .or(friends::routes(chat.clone()))
+        .or(uploads::routes(chat.clone(), uploads));
     health::routes(chat, gateway)
         .or(api.and(v1))
         .recover(errors::recover)

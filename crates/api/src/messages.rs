@@ -70,7 +70,7 @@ struct SendBody {
 }
 
 #[derive(Debug, Serialize)]
-struct AckBody {
+pub(crate) struct AckBody {
     client_msg_id: String,
     message_id: MessageId,
     conversation_id: ConversationId,

@@ -3,7 +3,8 @@
 //! HTTP and WebSocket share one port. Each TCP connection is served by hyper with a timer, so
 //! the header-read timeout is really enforced (a client that sends half a request line is
 //! dropped instead of holding the socket forever). A request to `/ws` that asks for an
-//! upgrade goes to the gateway; everything else goes to the warp routes of `tern-api`.
+//! upgrade goes to the gateway; downloads and history export go to the streamed routes of
+//! `tern-api`; everything else goes to its warp routes.
 
 pub mod config;
 mod listener;
@@ -58,19 +59,29 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let gateway = Gateway::new(chat.clone(), config.gateway(), shutdown_rx.clone());
-    let routes = warp::service(tern_api::routes(chat.clone(), gateway.clone(), config.api()));
+    let api = config.api();
+    tern_api::prepare_storage(&api)
+        .with_context(|| format!("preparing the uploads folder in {}", api.data_dir.display()))?;
+    let raw = tern_api::RawRoutes::new(chat.clone(), &api);
+    let routes = warp::service(tern_api::routes(chat.clone(), gateway.clone(), api));
     let tcp = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = tcp.local_addr()?;
     let header_timeout = Duration::from_millis(config.server.header_read_timeout_ms);
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
-    let task = tokio::spawn(listener::serve(tcp, routes, gateway.clone(), header_timeout, grace, shutdown_rx));
+    let task = tokio::spawn(listener::serve(tcp, routes, raw, gateway.clone(), header_timeout, grace, shutdown_rx));
     tracing::info!(%addr, "tern listening");
     Ok(Running { addr, shutdown, task, chat, gateway, grace, cluster })
 }
 
 impl Running {
+    /// The chat service this server runs, for embedding and for tests that set up state no
+    /// route exposes.
+    pub fn chat(&self) -> &Arc<Chat> {
+        &self.chat
+    }
+
     /// Stops accepting, tells WebSocket clients to reconnect elsewhere, lets queued sends
     /// commit, returns unused id ranges, and returns when all of that is done.
     pub async fn shutdown(self) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tern_api::RawRoutes;
 use tern_gateway::{Gateway, upgrade};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -18,9 +19,13 @@ use tower_service::Service;
 /// The path WebSocket clients connect to.
 pub const WEBSOCKET_PATH: &str = "/ws";
 
+/// Serves HTTP and WebSocket on `tcp`: WebSocket upgrades go to the gateway, the streamed
+/// routes (downloads, export) to `raw`, everything else to warp.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve<S>(
     tcp: TcpListener,
     warp_service: S,
+    raw: Arc<RawRoutes>,
     gateway: Arc<Gateway>,
     header_timeout: Duration,
     grace: Duration,
@@ -50,19 +55,24 @@ pub async fn serve<S>(
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
         let warp_service = warp_service.clone();
+        let raw = raw.clone();
         let service = service_fn(move |req: Request<Incoming>| {
             let gateway = gateway.clone();
             let mut warp_service = warp_service.clone();
+            let streamed = raw.handle(&req);
             async move {
+                if let Some(streamed) = streamed {
+                    return Ok::<_, Infallible>(streamed.await.map(|body| Either::Left(Either::Right(body))));
+                }
                 if req.uri().path() == WEBSOCKET_PATH && upgrade::is_websocket_request(&req) {
                     let response = upgrade::accept(&gateway, req);
-                    return Ok::<_, Infallible>(response.map(Either::Right));
+                    return Ok(response.map(Either::Right));
                 }
                 let response = match warp_service.call(req).await {
                     Ok(response) => response,
                     Err(never) => match never {},
                 };
-                Ok(response.map(Either::Left))
+                Ok(response.map(|body| Either::Left(Either::Left(body))))
             }
         });
         let connection = http1::Builder::new()
