@@ -22,6 +22,7 @@ mod media;
 mod messages;
 pub mod raw;
 mod uploads;
+mod web;
 
 use std::sync::Arc;
 
@@ -63,6 +64,7 @@ pub fn routes(
         .or(friends::routes(chat.clone()))
         .or(uploads::routes(chat.clone(), uploads));
     health::routes(chat, gateway)
+        .or(web::routes())
         .or(api.and(v1))
         .recover(errors::recover)
         .with(warp::log::custom(|info| {

@@ -161,3 +161,21 @@ async fn graceful_shutdown_tells_clients_to_reconnect() -> TestResult {
     assert!(matches!(frame, ServerFrame::GoingAway { .. }));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_chat_page_is_served_with_a_strict_policy() -> TestResult {
+    let server = TestServer::start(Backend::Sqlite).await;
+    for (path, kind) in [("/", "text/html"), ("/app.js", "text/javascript"), ("/app.css", "text/css")] {
+        let mut stream = tokio::net::TcpStream::connect(server.host()).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.host());
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let head = response.split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
+        assert!(head.contains(&format!("content-type: {kind}")), "{path}: {head}");
+        assert!(head.contains("content-security-policy: default-src 'none'; script-src 'self'"), "{path}");
+        assert!(head.contains("x-content-type-options: nosniff"));
+    }
+    Ok(())
+}
