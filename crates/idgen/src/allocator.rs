@@ -437,7 +437,7 @@ impl Shared {
         // Give-backs are not urgent: a loader is woken per batch (and by the housekeeper's
         // tick), not per eviction, which would cost a thread wake-up for every conversation
         // evicted.
-        let wake = jobs.give_backs.len() % GIVE_BACK_BATCH == 0;
+        let wake = jobs.give_backs.len().is_multiple_of(GIVE_BACK_BATCH);
         drop(jobs);
         if wake {
             self.jobs_ready.notify_one();
