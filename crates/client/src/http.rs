@@ -1,9 +1,13 @@
 //! HTTP/1.1 calls over a fresh connection each, which keeps the client free of a pool.
 
+use std::convert::Infallible;
+
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use futures_util::{Stream, StreamExt, stream};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Body, Frame};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderMap};
 use hyper::Request;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -37,12 +41,63 @@ fn transport(err: impl std::fmt::Display) -> HttpError {
     HttpError::Transport(err.to_string())
 }
 
-/// A raw response: status and body bytes.
+/// A raw response: status, headers and body bytes.
 #[derive(Debug)]
 pub struct RawResponse {
     pub status: u16,
+    pub headers: HeaderMap,
     pub body: Bytes,
 }
+
+impl RawResponse {
+    /// A header's value as text, if present and readable.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The error the body carries, if it is an error response.
+    pub fn error(&self) -> Option<WireError> {
+        serde_json::from_slice::<ErrorBody>(&self.body).ok().map(|b| b.error)
+    }
+}
+
+/// One part of a multipart upload.
+pub enum FormPart {
+    Text { name: String, value: String },
+    File(FilePart),
+}
+
+impl FormPart {
+    pub fn text(name: &str, value: impl ToString) -> FormPart {
+        FormPart::Text { name: name.into(), value: value.to_string() }
+    }
+}
+
+/// A file part whose content arrives as a stream of chunks of `len` bytes in all.
+pub struct FilePart {
+    pub field: String,
+    pub file_name: String,
+    pub content_type: String,
+    pub len: u64,
+    pub chunks: std::pin::Pin<Box<dyn Stream<Item = Bytes> + Send + Sync>>,
+}
+
+impl FilePart {
+    /// A file part from bytes held in memory.
+    pub fn bytes(file_name: &str, content_type: &str, content: impl Into<Bytes>) -> FilePart {
+        let content = content.into();
+        FilePart {
+            field: "file".into(),
+            file_name: file_name.into(),
+            content_type: content_type.into(),
+            len: content.len() as u64,
+            chunks: Box::pin(stream::iter([content])),
+        }
+    }
+}
+
+/// Separates the parts of an upload; long and odd enough never to occur in the tests' content.
+const BOUNDARY: &str = "tern-form-boundary-3f9c1e7a5b2d4c68";
 
 /// Talks to one server, e.g. `http://127.0.0.1:8080`.
 #[derive(Clone, Debug)]
@@ -126,22 +181,80 @@ impl HttpClient {
         token: Option<&str>,
         body: Option<Bytes>,
     ) -> Result<RawResponse, HttpError> {
+        let mut request = Request::builder().method(method).uri(path);
+        if body.is_some() {
+            request = request.header(CONTENT_TYPE, "application/json");
+        }
+        self.send(request, token, Full::new(body.unwrap_or_default())).await
+    }
+
+    /// A `GET` with extra headers (a `Range`, say), returning the raw response.
+    pub async fn get(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Result<RawResponse, HttpError> {
+        let mut request = Request::builder().method("GET").uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request, token, Full::new(Bytes::new())).await
+    }
+
+    /// A multipart `POST /api/v1/uploads`, the file streamed from its chunks.
+    pub async fn upload(&self, token: &str, parts: Vec<FormPart>) -> Result<RawResponse, HttpError> {
+        let mut len = 0u64;
+        let mut pieces: Vec<std::pin::Pin<Box<dyn Stream<Item = Bytes> + Send + Sync>>> = Vec::new();
+        for part in parts {
+            let (head, content) = match part {
+                FormPart::Text { name, value } => {
+                    let head = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n");
+                    (head, None)
+                }
+                FormPart::File(file) => {
+                    let head = format!(
+                        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n",
+                        file.field, file.file_name, file.content_type
+                    );
+                    len += file.len + 2;
+                    (head, Some(file.chunks))
+                }
+            };
+            len += head.len() as u64;
+            pieces.push(Box::pin(stream::iter([Bytes::from(head)])));
+            if let Some(chunks) = content {
+                pieces.push(chunks);
+                pieces.push(Box::pin(stream::iter([Bytes::from_static(b"\r\n")])));
+            }
+        }
+        let tail = format!("--{BOUNDARY}--\r\n");
+        len += tail.len() as u64;
+        pieces.push(Box::pin(stream::iter([Bytes::from(tail)])));
+        let body = StreamBody::new(stream::iter(pieces).flatten().map(|b| Ok::<_, Infallible>(Frame::data(b))));
+        let request = Request::builder()
+            .method("POST")
+            .uri("/api/v1/uploads")
+            .header(CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
+            .header(CONTENT_LENGTH, len);
+        self.send(request, Some(token), body).await
+    }
+
+    async fn send<B>(&self, request: hyper::http::request::Builder, token: Option<&str>, body: B) -> Result<RawResponse, HttpError>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let stream = TcpStream::connect(&self.host).await.map_err(transport)?;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(transport)?;
         tokio::spawn(connection);
-        let mut request = Request::builder().method(method).uri(path).header(HOST, &self.host);
+        let mut request = request.header(HOST, &self.host);
         if let Some(token) = token {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
         }
-        if body.is_some() {
-            request = request.header(CONTENT_TYPE, "application/json");
-        }
-        let request = request.body(Full::new(body.unwrap_or_default())).map_err(transport)?;
+        let request = request.body(body).map_err(transport)?;
         let response = sender.send_request(request).await.map_err(transport)?;
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let body = response.into_body().collect().await.map_err(transport)?.to_bytes();
-        Ok(RawResponse { status, body })
+        Ok(RawResponse { status, headers, body })
     }
 }
 

@@ -6,5 +6,5 @@
 mod http;
 mod ws;
 
-pub use http::{HttpClient, HttpError};
+pub use http::{FilePart, FormPart, HttpClient, HttpError, RawResponse};
 pub use ws::{WsClient, WsError};

@@ -76,12 +76,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 }
 
 impl Running {
-    /// The chat service this server runs, for embedding and for tests that set up state no
-    /// route exposes.
-    pub fn chat(&self) -> &Arc<Chat> {
-        &self.chat
-    }
-
     /// Stops accepting, tells WebSocket clients to reconnect elsewhere, lets queued sends
     /// commit, returns unused id ranges, and returns when all of that is done.
     pub async fn shutdown(self) -> anyhow::Result<()> {
