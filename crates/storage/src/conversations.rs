@@ -105,8 +105,8 @@ pub(crate) fn add_member_row(
             members::user_id.eq(user.0),
             members::joined_at.eq(now),
             members::joined_seq.eq(joined_seq),
-            members::delivered_seq.eq(0),
-            members::read_seq.eq(0),
+            members::delivered_seq.eq(joined_seq),
+            members::read_seq.eq(joined_seq),
         ))
         .execute(conn)?;
     Ok(())
@@ -244,16 +244,7 @@ pub fn join(
             ))
             .execute(conn)?;
         if reopened == 0 {
-            diesel::insert_into(members::table)
-                .values((
-                    members::conversation_id.eq(conversation.0),
-                    members::user_id.eq(user.0),
-                    members::joined_at.eq(now),
-                    members::joined_seq.eq(joined_seq),
-                    members::delivered_seq.eq(joined_seq),
-                    members::read_seq.eq(joined_seq),
-                ))
-                .execute(conn)?;
+            add_member_row(conn, conversation, *user, joined_seq, now)?;
         }
     }
     Ok(())
