@@ -61,7 +61,11 @@ struct Tally {
 impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (reads, acked, refused) = (self.reads, self.acked.len(), self.unavailable);
-        write!(f, "{reads} reads, {acked} sends acked, {refused} unavailable in {:?}; ", self.took)?;
+        write!(
+            f,
+            "{reads} reads, {acked} sends acked, {refused} unavailable in {:?}; ",
+            self.took
+        )?;
         write!(f, "slowest /healthz {:?}", self.slowest_health)
     }
 }
@@ -78,8 +82,15 @@ async fn a_burst_on_one_pooled_connection_ends_fast_with_success_or_unavailable(
         let tally = burst(&server, &alice, bob.id, conversation, "burst").await?;
         eprintln!("{name}: {tally}");
         let stored = stored_ids(&server.http, &bob.token, conversation).await?;
-        let missing: Vec<&String> = tally.acked.iter().filter(|id| !stored.contains(*id)).collect();
-        assert!(missing.is_empty(), "{name}: acked but not stored: {missing:?}");
+        let missing: Vec<&String> = tally
+            .acked
+            .iter()
+            .filter(|id| !stored.contains(*id))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{name}: acked but not stored: {missing:?}"
+        );
     }
     Ok(())
 }
@@ -98,17 +109,32 @@ async fn while_writes_stall_on_a_lock_reads_fail_fast_with_unavailable_and_sends
         // server's writer waits inside its commit holding the pool's only connection.
         let (locked_tx, locked_rx) = mpsc::channel();
         let url = server.db.url.clone();
-        let holder = tokio::task::spawn_blocking(move || hold_write_lock(&url, conversation, alice.id, locked_tx));
+        let holder = tokio::task::spawn_blocking(move || {
+            hold_write_lock(&url, conversation, alice.id, locked_tx)
+        });
         locked_rx.recv_timeout(BURST_WITHIN)?;
 
         let tally = burst(&server, &alice, bob.id, conversation, "stalled").await?;
         eprintln!("{name}: {tally}");
         holder.await??;
-        assert!(tally.unavailable > 0, "{name}: with the only connection stuck, some request was refused");
+        assert!(
+            tally.unavailable > 0,
+            "{name}: with the only connection stuck, some request was refused"
+        );
         let stored = stored_ids(&server.http, &bob.token, conversation).await?;
-        let missing: Vec<&String> = tally.acked.iter().filter(|id| !stored.contains(*id)).collect();
-        assert!(missing.is_empty(), "{name}: acked but not stored: {missing:?}");
-        assert!(!stored.contains("held-lock"), "{name}: the other client's rolled-back write is gone");
+        let missing: Vec<&String> = tally
+            .acked
+            .iter()
+            .filter(|id| !stored.contains(*id))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{name}: acked but not stored: {missing:?}"
+        );
+        assert!(
+            !stored.contains("held-lock"),
+            "{name}: the other client's rolled-back write is gone"
+        );
     }
     Ok(())
 }
@@ -131,9 +157,17 @@ async fn burst(
         let id = format!("{prefix}-{n}");
         requests.spawn(async move {
             if n % 2 == 0 {
-                classify(http.history(&token, conversation, "limit=20").await.map(|_| Outcome::Read))
+                classify(
+                    http.history(&token, conversation, "limit=20")
+                        .await
+                        .map(|_| Outcome::Read),
+                )
             } else {
-                classify(send(&http, &token, to, &id).await.map(|_| Outcome::Sent(id)))
+                classify(
+                    send(&http, &token, to, &id)
+                        .await
+                        .map(|_| Outcome::Sent(id)),
+                )
             }
         });
     }
@@ -165,7 +199,9 @@ async fn probe_health(http: HttpClient) -> Result<Duration, String> {
         let asked = Instant::now();
         let answer = timeout(HEALTH_WITHIN, http.raw("GET", "/healthz", None, None)).await;
         let response = answer
-            .map_err(|_| format!("/healthz took over {HEALTH_WITHIN:?} while the pool was starved"))?
+            .map_err(|_| {
+                format!("/healthz took over {HEALTH_WITHIN:?} while the pool was starved")
+            })?
             .map_err(|e| e.to_string())?;
         if response.status != 200 {
             return Err(format!("/healthz answered {}", response.status));
@@ -185,7 +221,8 @@ fn hold_write_lock(
     sender: UserId,
     locked: mpsc::Sender<()>,
 ) -> Result<(), String> {
-    let pool = tern_db::connect(url, &tern_db::PoolSettings::default()).map_err(|e| e.to_string())?;
+    let pool =
+        tern_db::connect(url, &tern_db::PoolSettings::default()).map_err(|e| e.to_string())?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let draft = Draft {
         conversation_id: conversation,
@@ -220,12 +257,14 @@ fn classify(result: Result<Outcome, HttpError>) -> Result<Outcome, String> {
 
 async fn send(http: &HttpClient, token: &str, to: UserId, id: &str) -> Result<Value, HttpError> {
     let body = json!({ "client_msg_id": id, "to_user": to, "kind": "text", "text": id });
-    http.json("POST", "/api/v1/messages", Some(token), Some(&body)).await
+    http.json("POST", "/api/v1/messages", Some(token), Some(&body))
+        .await
 }
 
 fn conversation_of(ack: &Value) -> Result<ConversationId, String> {
     let id = ack["conversation_id"].as_str().and_then(|s| s.parse().ok());
-    id.map(ConversationId).ok_or_else(|| format!("no conversation id in {ack}"))
+    id.map(ConversationId)
+        .ok_or_else(|| format!("no conversation id in {ack}"))
 }
 
 /// The client ids stored in a conversation, read page by page.
@@ -237,7 +276,9 @@ async fn stored_ids(
     let mut ids = HashSet::new();
     let mut after = 0;
     loop {
-        let page = http.history(token, conversation, &format!("after={after}&limit=200")).await?;
+        let page = http
+            .history(token, conversation, &format!("after={after}&limit=200"))
+            .await?;
         after = page.messages.last().map(|m| m.seq).unwrap_or(after);
         ids.extend(page.messages.into_iter().map(|m| m.client_msg_id));
         if !page.has_more {

@@ -14,8 +14,9 @@
 //! each of the two measurements (default 1.5 s).
 //!
 //! Besides a readable summary, the output carries lines for scripts:
-//! `ratio BACKEND_batched_over_per_row_commit VALUE`, and
-//! `baseline BACKEND batched_rows_per_s VALUE` / `baseline BACKEND per_row_commit_rows_per_s VALUE`.
+//! `ratio BACKEND_batched_over_per_row_commit VALUE`,
+//! `baseline BACKEND batched_rows_per_s VALUE` and
+//! `baseline BACKEND per_row_commit_rows_per_s VALUE`.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -49,12 +50,18 @@ impl Rows {
         let conversation = n % CONVERSATIONS + 1;
         let seq = n / CONVERSATIONS + 1;
         let sender = conversation;
-        let _ = write!(sql, "({conversation}, {seq}, {}, {sender}, 'm{n}', 'text', '{BODY}', {n})", seq - 1);
+        let _ = write!(
+            sql,
+            "({conversation}, {seq}, {}, {sender}, 'm{n}', 'text', '{BODY}', {n})",
+            seq - 1
+        );
     }
 }
 
-const COLUMNS: &str =
-    "INSERT INTO messages (conversation_id, seq, prev_seq, sender_id, client_msg_id, kind, body, created_at) VALUES ";
+const COLUMNS: &str = concat!(
+    "INSERT INTO messages ",
+    "(conversation_id, seq, prev_seq, sender_id, client_msg_id, kind, body, created_at) VALUES "
+);
 
 /// Rows per second of multi-row `INSERT`s, one write transaction per batch.
 fn batched(conn: &mut DbConnection, rows: &mut Rows, budget: Duration) -> BenchResult<f64> {
@@ -90,7 +97,10 @@ fn per_row(conn: &mut DbConnection, rows: &mut Rows, budget: Duration) -> BenchR
 /// Both rates on a fresh database of `backend`.
 fn measure(backend: Backend, budget: Duration) -> BenchResult<(f64, f64)> {
     let db = TestDatabase::create(backend);
-    let settings = PoolSettings { max_size: 1, connection_timeout: Duration::from_secs(10) };
+    let settings = PoolSettings {
+        max_size: 1,
+        connection_timeout: Duration::from_secs(10),
+    };
     let pool = tern_db::connect(&db.url, &settings)?;
     tern_storage::run_migrations(&pool)?;
     let mut conn = pool.get()?;
@@ -103,18 +113,24 @@ fn measure(backend: Backend, budget: Duration) -> BenchResult<(f64, f64)> {
 }
 
 fn budget() -> Duration {
-    let seconds = std::env::var("TERN_BENCH_SECONDS").ok().and_then(|s| s.parse::<f64>().ok());
+    let seconds = std::env::var("TERN_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok());
     Duration::from_secs_f64(seconds.unwrap_or(1.5).clamp(0.1, 600.0))
 }
 
 fn main() -> BenchResult<()> {
     let budget = budget();
-    println!("INSERT into messages: {BATCH} rows per transaction vs one row per commit, {budget:?} each");
+    println!(
+        "INSERT into messages: {BATCH} rows per transaction vs one row per commit, {budget:?} each"
+    );
     for backend in tern_testkit::backends() {
         let name = backend.name();
         let (batched_rate, per_row_rate) = measure(backend, budget)?;
         let ratio = batched_rate / per_row_rate.max(f64::MIN_POSITIVE);
-        println!("{name:<9} batched {batched_rate:>10.0} rows/s   per-row commit {per_row_rate:>8.0} rows/s   {ratio:>6.1}x");
+        println!(
+            "{name:<9} batched {batched_rate:>10.0} rows/s   per-row commit {per_row_rate:>8.0} rows/s   {ratio:>6.1}x"
+        );
         println!("ratio {name}_batched_over_per_row_commit {ratio:.1}");
         println!("baseline {name} batched_rows_per_s {batched_rate:.0}");
         println!("baseline {name} per_row_commit_rows_per_s {per_row_rate:.0}");
