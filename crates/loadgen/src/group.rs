@@ -1,8 +1,9 @@
 //! Group fan-out, when the server has groups.
 //!
-//! The server is asked for `POST /api/v1/groups`; a 404 or 405 means this build has no groups
-//! and the mode reports itself skipped instead of failing, since groups are optional for a
-//! one-to-one deployment.
+//! The server is asked for `POST /api/v1/groups` (`{"title", "members"}`, answered with the
+//! group's `conversation_id`); a 404 or 405 means this build has no groups and the mode
+//! reports itself skipped instead of failing, since groups are optional for a one-to-one
+//! deployment.
 
 use serde_json::{Value, json};
 use tern_client::HttpClient;
@@ -17,11 +18,13 @@ pub enum Group {
     Created(ConversationId),
 }
 
-/// Why the server has no groups, or `None` when it has them.
+/// Why the server has no groups, or `None` when it has them: an empty body to the create
+/// route is refused as invalid where groups exist, and as an unknown route where they do not.
 pub async fn unavailable(http: &HttpClient, owner: &Account) -> anyhow::Result<Option<String>> {
-    let response = http.raw("GET", "/api/v1/groups", Some(&owner.token), None).await?;
+    let empty = bytes::Bytes::from_static(b"{}");
+    let response = http.raw("POST", "/api/v1/groups", Some(&owner.token), Some(empty)).await?;
     Ok(match response.status {
-        404 => Some(format!("GET /api/v1/groups answered {}", response.status)),
+        404 | 405 => Some(format!("POST /api/v1/groups answered {}", response.status)),
         _ => None,
     })
 }
