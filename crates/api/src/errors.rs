@@ -52,6 +52,8 @@ pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infa
         WireError::new(ErrorCode::InvalidRequest, "Content-Length required")
     } else if rejection.find::<warp::reject::UnsupportedMediaType>().is_some() {
         WireError::new(ErrorCode::InvalidRequest, "unsupported content type")
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
+        WireError::new(ErrorCode::InvalidRequest, e.to_string())
     } else if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
         WireError::new(ErrorCode::Unauthorized, e.to_string())
     } else {

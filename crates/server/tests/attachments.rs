@@ -459,6 +459,8 @@ async fn uploads_are_refused_to_outsiders_and_for_missing_fields() -> TestResult
         assert_refused(&server.http.upload(&alice.token, no_kind).await?, 400, ErrorCode::InvalidField);
         let no_file = vec![FormPart::text("to_user", bob.id), FormPart::text("client_msg_id", "x"), FormPart::text("kind", "file")];
         assert_refused(&server.http.upload(&alice.token, no_file).await?, 400, ErrorCode::InvalidField);
+        let not_a_form = server.http.raw("POST", "/api/v1/uploads", Some(&alice.token), Some(Bytes::from_static(b"{}"))).await?;
+        assert_refused(&not_a_form, 400, ErrorCode::InvalidRequest);
 
         assert_eq!(stored(&server), vec![ack.attachment.attachment_id.clone()]);
         assert!(leftovers(&server).is_empty());
