@@ -183,6 +183,39 @@ impl IdAllocator {
         })
     }
 
+    /// The next seq with the owner epoch it was claimed under, for nodes sharing a database
+    /// with [`AllocatorConfig::fence_ownership`] on: the transaction that commits the message
+    /// passes the epoch to [`crate::check_owner`] and rolls back when it fails. The epoch is
+    /// 0 without fencing.
+    pub fn next_seq_fenced(&self, conversation_id: i64) -> Result<(u64, i64), IdgenError> {
+        check_conversation_id(conversation_id)?;
+        let shared = &self.inner.shared;
+        for _ in 0..MAX_LOOKUPS {
+            let generator = shared.lookup(conversation_id)?;
+            match generator.next(shared) {
+                Ok(seq) => return Ok((seq, generator.epoch())),
+                Err(TakeError::Failed(err)) => return Err(err),
+                Err(TakeError::Retired) => continue,
+            }
+        }
+        self.next_seq(conversation_id).map(|seq| (seq, 0))
+    }
+
+    /// Drops the conversation's generator and gives its unused seqs back, for a node that was
+    /// taken over (its commit check failed) or hands the conversation to another node. The
+    /// next call for it starts afresh, taking the conversation over again when fencing is on.
+    /// Returns whether a generator was in memory.
+    pub fn release(&self, conversation_id: i64) -> bool {
+        let shared = &self.inner.shared;
+        let removed = lock(&shared.shard(conversation_id).0).remove(&conversation_id);
+        let Some(generator) = removed else {
+            return false;
+        };
+        let unused = shared.retire(&generator);
+        shared.enqueue_give_back(conversation_id, unused);
+        true
+    }
+
     /// The step the conversation's next claim will ask for, if its generator is in memory.
     pub fn current_step(&self, conversation_id: i64) -> Option<u64> {
         let shared = &self.inner.shared;
@@ -226,6 +259,11 @@ impl IdAllocator {
 impl SeqGenerator {
     pub fn conversation_id(&self) -> i64 {
         self.generator.conversation_id
+    }
+
+    /// The owner epoch this handle's seqs were claimed under (0 without fencing).
+    pub fn epoch(&self) -> i64 {
+        self.generator.epoch()
     }
 
     /// The next seq of this handle's conversation; see [`IdAllocator::next_seq`].
@@ -370,8 +408,33 @@ impl Shared {
     }
 
     /// Claims a segment and keeps the counters and the health log in step.
-    pub(crate) fn claim(&self, conversation_id: i64, step: u64) -> Result<Range<u64>, IdgenError> {
-        match self.store.claim(conversation_id, step) {
+    /// Takes the conversation over when fencing is on; the epoch to claim under (0 when off).
+    pub(crate) fn take_ownership(&self, conversation_id: i64) -> Result<i64, IdgenError> {
+        if !self.config.fence_ownership {
+            return Ok(0);
+        }
+        self.store
+            .take_ownership(conversation_id)
+            .inspect_err(|err| {
+                self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(conv.id = conversation_id, error = %err, "taking ownership failed");
+            })
+    }
+
+    /// Claims a segment (as the owner at `epoch` when fencing is on) and keeps the counters
+    /// and the health log in step.
+    pub(crate) fn claim(
+        &self,
+        conversation_id: i64,
+        step: u64,
+        epoch: i64,
+    ) -> Result<Range<u64>, IdgenError> {
+        let claimed = if self.config.fence_ownership {
+            self.store.claim_as_owner(conversation_id, step, epoch)
+        } else {
+            self.store.claim(conversation_id, step)
+        };
+        match claimed {
             Ok(range) => {
                 self.counters
                     .segments_claimed
@@ -380,6 +443,10 @@ impl Shared {
                     tracing::info!(conv.id = conversation_id, "segment claims succeed again");
                 }
                 Ok(range)
+            }
+            Err(err @ IdgenError::NotOwner { .. }) => {
+                tracing::info!(conv.id = conversation_id, error = %err, "conversation taken over by another node");
+                Err(err)
             }
             Err(err @ IdgenError::SeqSpaceExhausted { .. }) => {
                 tracing::warn!(

@@ -70,6 +70,15 @@ pub struct AllocatorConfig {
     /// current and the spare segment).
     pub target_segment_lifetime: Duration,
 
+    /// Whether this allocator takes each conversation over (bumping its owner epoch in the
+    /// store) before its first claim, and claims only as that owner afterwards.
+    ///
+    /// Default false: a single node owns everything anyway. Nodes sharing a database set it,
+    /// get the epoch with [`crate::IdAllocator::next_seq_fenced`], and check it with
+    /// [`crate::check_owner`] in the transaction that commits the message; a node that was
+    /// taken over then gets [`crate::IdgenError::NotOwner`] instead of new segments.
+    pub fence_ownership: bool,
+
     /// Threads that claim segments in the background.
     ///
     /// Default 4: claims wait on database round trips, not the CPU, so a few threads overlap
@@ -91,6 +100,7 @@ impl Default for AllocatorConfig {
             idle_eviction: Duration::from_secs(300),
             target_segment_lifetime: Duration::from_secs(10),
             loader_threads: 4,
+            fence_ownership: false,
         }
     }
 }

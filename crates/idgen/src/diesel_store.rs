@@ -41,6 +41,7 @@ diesel::table! {
         next_seq -> BigInt,
         version -> BigInt,
         updated_at -> BigInt,
+        owner_epoch -> BigInt,
     }
 }
 
@@ -73,6 +74,7 @@ pub struct DieselSegmentStore {
 struct Row {
     next_seq: u64,
     version: i64,
+    epoch: i64,
 }
 
 impl DieselSegmentStore {
@@ -126,14 +128,14 @@ impl DieselSegmentStore {
         self.count_round_trip();
         let found = dsl::id_segments
             .find(conversation_id)
-            .select((dsl::next_seq, dsl::version))
-            .first::<(i64, i64)>(conn)
+            .select((dsl::next_seq, dsl::version, dsl::owner_epoch))
+            .first::<(i64, i64, i64)>(conn)
             .optional()
             .map_err(|err| query_failed(conversation_id, err))?;
-        let Some((next_seq, version)) = found else {
+        let Some((next_seq, version, epoch)) = found else {
             return Ok(None);
         };
-        let row = row_from_db(conversation_id, next_seq, version)?;
+        let row = row_from_db(conversation_id, next_seq, version, epoch)?;
         self.remember(conversation_id, row);
         Ok(Some(row))
     }
@@ -162,6 +164,7 @@ impl DieselSegmentStore {
                     Row {
                         next_seq: 1 + step,
                         version: 1,
+                        epoch: 0,
                     },
                 );
                 Ok(Some(1..1 + step))
@@ -196,6 +199,70 @@ impl DieselSegmentStore {
             let next = Row {
                 next_seq: row.next_seq + step,
                 version: row.version + 1,
+                epoch: row.epoch,
+            };
+            self.remember(conversation_id, next);
+        }
+        Ok(updated == 1)
+    }
+
+    /// Creates the row of a conversation nobody has used yet, owned at epoch 1; `false` when
+    /// another process created it first.
+    fn insert_owned(
+        &self,
+        conn: &mut DbConnection,
+        conversation_id: i64,
+    ) -> Result<bool, IdgenError> {
+        self.count_round_trip();
+        let inserted = diesel::insert_into(dsl::id_segments)
+            .values((
+                dsl::conversation_id.eq(conversation_id),
+                dsl::next_seq.eq(1),
+                dsl::version.eq(1),
+                dsl::updated_at.eq(now_ms()),
+                dsl::owner_epoch.eq(1),
+            ))
+            .execute(conn);
+        match inserted {
+            Ok(_) => {
+                let row = Row {
+                    next_seq: 1,
+                    version: 1,
+                    epoch: 1,
+                };
+                self.remember(conversation_id, row);
+                Ok(true)
+            }
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+            Err(err) => Err(query_failed(conversation_id, err)),
+        }
+    }
+
+    /// Takes the conversation over from whoever owned it at `row`; `false` on a lost race.
+    fn bump_epoch(
+        &self,
+        conn: &mut DbConnection,
+        conversation_id: i64,
+        row: Row,
+    ) -> Result<bool, IdgenError> {
+        self.count_round_trip();
+        let updated = diesel::update(
+            dsl::id_segments
+                .filter(dsl::conversation_id.eq(conversation_id))
+                .filter(dsl::version.eq(row.version)),
+        )
+        .set((
+            dsl::owner_epoch.eq(row.epoch + 1),
+            dsl::version.eq(dsl::version + 1),
+            dsl::updated_at.eq(now_ms()),
+        ))
+        .execute(conn)
+        .map_err(|err| query_failed(conversation_id, err))?;
+        if updated == 1 {
+            let next = Row {
+                version: row.version + 1,
+                epoch: row.epoch + 1,
+                ..row
             };
             self.remember(conversation_id, next);
         }
@@ -228,6 +295,7 @@ impl DieselSegmentStore {
             let next = Row {
                 next_seq: unused.start,
                 version: row.version + 1,
+                epoch: row.epoch,
             };
             self.remember(conversation_id, next);
         }
@@ -235,8 +303,15 @@ impl DieselSegmentStore {
     }
 }
 
-impl SegmentStore for DieselSegmentStore {
-    fn claim(&self, conversation_id: i64, step: u64) -> Result<Range<u64>, IdgenError> {
+impl DieselSegmentStore {
+    /// A claim, by the holder of `owner` if given: a row whose epoch differs means another
+    /// node took the conversation over, and the claim is refused.
+    fn claim_inner(
+        &self,
+        conversation_id: i64,
+        step: u64,
+        owner: Option<i64>,
+    ) -> Result<Range<u64>, IdgenError> {
         let step = step.max(1);
         let mut conn = self.connection(conversation_id)?;
         let mut known = self.cache(conversation_id).get(&conversation_id).copied();
@@ -244,23 +319,79 @@ impl SegmentStore for DieselSegmentStore {
             if attempt > 0 {
                 back_off(attempt);
             }
-            let row = match known.take() {
-                Some(row) => row,
+            let (row, cached) = match known.take() {
+                Some(row) => (row, true),
                 None => match self.read(&mut conn, conversation_id)? {
-                    Some(row) => row,
+                    Some(row) => (row, false),
+                    // An owner's row exists since it took ownership; gone means fenced out.
+                    None if owner.is_some() => {
+                        return Err(IdgenError::NotOwner {
+                            conversation_id,
+                            epoch: 0,
+                        });
+                    }
                     None => match self.insert_first(&mut conn, conversation_id, step)? {
                         Some(range) => return Ok(range),
                         None => continue,
                     },
                 },
             };
+            if owner.is_some_and(|epoch| epoch != row.epoch) {
+                if cached {
+                    // What we remember may predate our own takeover: read again.
+                    continue;
+                }
+                return Err(IdgenError::NotOwner {
+                    conversation_id,
+                    epoch: row.epoch,
+                });
+            }
             if row.next_seq > MAX_SEQ {
                 return Err(IdgenError::SeqSpaceExhausted { conversation_id });
             }
             // Near the end of the seq space the last segment is shorter.
             let step = step.min(MAX_SEQ + 1 - row.next_seq);
+            // The version check also covers the epoch: a takeover bumps the version.
             if self.advance(&mut conn, conversation_id, row, step)? {
                 return Ok(row.next_seq..row.next_seq + step);
+            }
+            self.lost_races.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(IdgenError::Contended {
+            conversation_id,
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+}
+
+impl SegmentStore for DieselSegmentStore {
+    fn claim(&self, conversation_id: i64, step: u64) -> Result<Range<u64>, IdgenError> {
+        self.claim_inner(conversation_id, step, None)
+    }
+
+    fn claim_as_owner(
+        &self,
+        conversation_id: i64,
+        step: u64,
+        epoch: i64,
+    ) -> Result<Range<u64>, IdgenError> {
+        self.claim_inner(conversation_id, step, Some(epoch))
+    }
+
+    fn take_ownership(&self, conversation_id: i64) -> Result<i64, IdgenError> {
+        let mut conn = self.connection(conversation_id)?;
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt);
+            }
+            let Some(row) = self.read(&mut conn, conversation_id)? else {
+                if self.insert_owned(&mut conn, conversation_id)? {
+                    return Ok(1);
+                }
+                continue;
+            };
+            if self.bump_epoch(&mut conn, conversation_id, row)? {
+                return Ok(row.epoch + 1);
             }
             self.lost_races.fetch_add(1, Ordering::Relaxed);
         }
@@ -317,9 +448,56 @@ fn back_off(attempt: u32) {
     std::thread::sleep(std::time::Duration::from_micros(noise % spread_us + 1));
 }
 
-fn row_from_db(conversation_id: i64, next_seq: i64, version: i64) -> Result<Row, IdgenError> {
+#[derive(QueryableByName)]
+struct Epoch {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    owner_epoch: i64,
+}
+
+/// Whether `epoch` still owns the conversation, checked inside the caller's transaction.
+///
+/// Call it in the transaction that commits the conversation's messages, before the commit:
+/// on PostgreSQL and MySQL it locks the segment row until the transaction ends (`FOR UPDATE`),
+/// on SQLite the write transaction already excludes every other writer. A takeover therefore
+/// waits for a commit in progress, and every commit after the takeover sees the new epoch and
+/// must roll back. Seqs committed by the old owner all come from claims made before the
+/// takeover, and the new owner's claims start above them, so seqs stay in commit order even
+/// when two nodes briefly both believe they own the conversation.
+pub fn check_owner(
+    conn: &mut DbConnection,
+    conversation_id: i64,
+    epoch: i64,
+) -> diesel::QueryResult<bool> {
+    use diesel::sql_types::BigInt;
+    let query = match conn {
+        DbConnection::Sqlite(_) => "SELECT owner_epoch FROM id_segments WHERE conversation_id = ?",
+        DbConnection::Postgres(_) => {
+            "SELECT owner_epoch FROM id_segments WHERE conversation_id = $1 FOR UPDATE"
+        }
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(_) => {
+            "SELECT owner_epoch FROM id_segments WHERE conversation_id = ? FOR UPDATE"
+        }
+    };
+    let found = diesel::sql_query(query)
+        .bind::<BigInt, _>(conversation_id)
+        .get_result::<Epoch>(conn)
+        .optional()?;
+    Ok(found.is_some_and(|row| row.owner_epoch == epoch))
+}
+
+fn row_from_db(
+    conversation_id: i64,
+    next_seq: i64,
+    version: i64,
+    epoch: i64,
+) -> Result<Row, IdgenError> {
     match u64::try_from(next_seq) {
-        Ok(next_seq) if next_seq >= 1 => Ok(Row { next_seq, version }),
+        Ok(next_seq) if next_seq >= 1 => Ok(Row {
+            next_seq,
+            version,
+            epoch,
+        }),
         _ => Err(IdgenError::CorruptRow {
             conversation_id,
             detail: format!("next_seq is {next_seq}; it starts at 1 and only grows"),

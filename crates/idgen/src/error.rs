@@ -25,6 +25,11 @@ pub enum IdgenError {
     )]
     Contended { conversation_id: i64, attempts: u32 },
 
+    /// Another node took the conversation over (its owner epoch is now `epoch`); this one
+    /// must stop serving it. Seqs it still hands out fail the commit check.
+    #[error("conversation {conversation_id} is now owned by another node (epoch {epoch})")]
+    NotOwner { conversation_id: i64, epoch: i64 },
+
     /// The segment table holds a value no claim could have written.
     #[error("segment row for conversation {conversation_id} is inconsistent: {detail}")]
     CorruptRow {

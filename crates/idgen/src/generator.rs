@@ -1,7 +1,7 @@
 //! One conversation's double buffer: the segment being handed out and the spare behind it.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,9 @@ pub(crate) struct Generator {
     /// including through a [`crate::SeqGenerator`] handle that bypasses the map.
     pub(crate) swept_cursor: AtomicU64,
     pub(crate) conversation_id: i64,
+    /// The owner epoch this generator claims under (0 without fencing); set once, before its
+    /// first segment is installed.
+    epoch: AtomicI64,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -59,8 +62,11 @@ struct State {
     /// A caller had to wait since the last claim was sized: the spare came too late.
     starved: bool,
     /// The last claim failed at this time, with this error.
-    failure: Option<(Instant, IdgenError)>,
+    /// Boxed: failures are rare, and an idle generator should stay small.
+    failure: Option<Box<(Instant, IdgenError)>>,
     exhausted: bool,
+    /// Another node took the conversation over (at this epoch); nothing more is claimed.
+    fenced_out: Option<i64>,
     retired: bool,
 }
 
@@ -73,6 +79,7 @@ impl Generator {
             last_touch: AtomicU64::new(now_ms),
             swept_cursor: AtomicU64::new(0),
             conversation_id,
+            epoch: AtomicI64::new(0),
             state: Mutex::new(State {
                 spare: None,
                 loading: false,
@@ -83,6 +90,7 @@ impl Generator {
                 starved: false,
                 failure: None,
                 exhausted: false,
+                fenced_out: None,
                 retired: false,
             }),
             changed: Condvar::new(),
@@ -132,6 +140,11 @@ impl Generator {
         self.lock().step
     }
 
+    /// The owner epoch of the seqs this generator hands out (0 without fencing).
+    pub(crate) fn epoch(&self) -> i64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// The current cursor; changes whenever a seq is handed out.
     pub(crate) fn cursor(&self) -> u64 {
         self.cursor.load(Ordering::Relaxed)
@@ -171,6 +184,12 @@ impl Generator {
                     conversation_id: self.conversation_id,
                 }));
             }
+            if let Some(epoch) = state.fenced_out {
+                return Err(TakeError::Failed(IdgenError::NotOwner {
+                    conversation_id: self.conversation_id,
+                    epoch,
+                }));
+            }
             if state.loading {
                 let now = Instant::now();
                 let until = *deadline.get_or_insert_with(|| {
@@ -204,7 +223,7 @@ impl Generator {
             }
             let recent_failure = state
                 .failure
-                .as_ref()
+                .as_deref()
                 .filter(|(failed_at, _)| failed_at.elapsed() < config.failure_backoff);
             if let Some((_, err)) = recent_failure {
                 return Err(TakeError::Failed(err.clone()));
@@ -234,7 +253,14 @@ impl Generator {
         drop(state);
 
         shared.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
-        let claimed = shared.claim(self.conversation_id, step);
+        let claimed = match shared.take_ownership(self.conversation_id) {
+            Ok(epoch) => {
+                // Published before any seq: a caller that got a seq sees its epoch.
+                self.epoch.store(epoch, Ordering::Release);
+                shared.claim(self.conversation_id, step, epoch)
+            }
+            Err(err) => Err(err),
+        };
 
         let mut state = self.lock();
         state.loading = false;
@@ -257,7 +283,8 @@ impl Generator {
     fn record_failure(&self, state: &mut State, err: IdgenError) -> IdgenError {
         match err {
             IdgenError::SeqSpaceExhausted { .. } => state.exhausted = true,
-            _ => state.failure = Some((Instant::now(), err.clone())),
+            IdgenError::NotOwner { epoch, .. } => state.fenced_out = Some(epoch),
+            _ => state.failure = Some(Box::new((Instant::now(), err.clone()))),
         }
         err
     }
@@ -287,7 +314,7 @@ impl Generator {
                 conversation_id: self.conversation_id,
                 detail: format!("claim returned {segment:?}, below seqs already handed out"),
             };
-            state.failure = Some((Instant::now(), err));
+            state.failure = Some(Box::new((Instant::now(), err)));
             return;
         }
         let len = end - start;
@@ -314,7 +341,8 @@ impl Generator {
     /// Returns false when the loaders have stopped and no claim will come.
     fn request_spare_locked(self: &Arc<Self>, state: &mut State, shared: &Shared) -> bool {
         self.mark.store(u64::MAX, Ordering::Relaxed);
-        if state.loading || state.spare.is_some() || state.retired || state.exhausted {
+        let done = state.exhausted || state.fenced_out.is_some();
+        if state.loading || state.spare.is_some() || state.retired || done {
             return true;
         }
         // The caller holds this generator's lock, so a refused job is undone here, not by
@@ -340,7 +368,7 @@ impl Generator {
             next
         };
 
-        let claimed = shared.claim(self.conversation_id, step);
+        let claimed = shared.claim(self.conversation_id, step, self.epoch());
 
         let mut state = self.lock();
         state.loading = false;

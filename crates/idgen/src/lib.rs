@@ -111,15 +111,25 @@
 //! overlap. What they cannot give on their own is order across nodes: if two nodes serve the
 //! same conversation at once, their ranges interleave, and a message committed by one node can
 //! carry a lower seq than one the other committed earlier. Tern therefore needs one owner per
-//! conversation at a time.
+//! conversation at a time, and this crate makes a second owner harmless rather than unlikely:
 //!
-//! TODO: ownership is not enforced here yet, so this crate alone does not make two owners
-//! impossible. The planned fix is a lease with a fencing epoch: a node takes a conversation
-//! over by bumping an `owner_epoch` column on `id_segments` (a new migration), its claims are
-//! conditioned on that epoch through the same version-checked `UPDATE`, and the message insert
-//! in `tern-storage` checks the epoch inside its transaction, so a node that lost the lease can
-//! neither claim nor commit with seqs it still has buffered. Until then, each conversation must
-//! be routed to a single node (a single-node deployment is trivially safe).
+//! - With [`AllocatorConfig::fence_ownership`], a generator first takes its conversation over by
+//!   bumping `owner_epoch` on the conversation's row (a version-checked `UPDATE` like a claim),
+//!   and every later claim is conditioned on that epoch. A node that was taken over gets
+//!   [`IdgenError::NotOwner`] instead of new segments.
+//! - Seqs it still has buffered are stopped at commit: [`IdAllocator::next_seq_fenced`] returns
+//!   the epoch with the seq, and [`check_owner`], run inside the transaction that commits the
+//!   message, locks the row and fails for a stale epoch. A takeover waits for a commit in
+//!   progress; every commit after it sees the new epoch. So all of the old owner's commits come
+//!   before the takeover and carry seqs below every seq the new owner claims.
+//!
+//! Which node should own a conversation (routing, leases, handing back with
+//! [`IdAllocator::release`]) is the cluster layer's decision; the epoch only guarantees that a
+//! wrong decision cannot reorder or duplicate seqs.
+//!
+//! TODO: the fence protects order only where the message commit calls [`check_owner`] with the
+//! epoch; a deployment of several nodes must turn `fence_ownership` on and make its commit path
+//! do so. A single node needs neither.
 
 mod allocator;
 mod config;
@@ -134,7 +144,7 @@ pub mod testing;
 
 pub use allocator::{IdAllocator, SeqGenerator};
 pub use config::AllocatorConfig;
-pub use diesel_store::DieselSegmentStore;
+pub use diesel_store::{DieselSegmentStore, check_owner};
 pub use error::IdgenError;
 pub use metrics::AllocatorMetrics;
 pub use store::SegmentStore;

@@ -15,7 +15,7 @@ pub struct AllocatorMetrics {
     pub caller_wait_timeouts: u64,
     /// First segments of a conversation claimed on a caller's thread (nothing to prefetch from).
     pub cold_starts: u64,
-    /// Generators dropped for being idle or over `max_generators`.
+    /// Generators dropped for being idle, over `max_generators`, or released.
     pub evictions: u64,
     /// Generators in memory now.
     pub live_generators: u64,

@@ -21,6 +21,27 @@ pub trait SegmentStore: Send + Sync + 'static {
     /// not be returned and is simply skipped.
     fn give_back(&self, conversation_id: i64, unused: Range<u64>) -> Result<bool, IdgenError>;
 
+    /// Takes the conversation over for this process: bumps its owner epoch and returns the
+    /// new one. From then on claims by any earlier owner are refused, and so are commits that
+    /// check their epoch with [`crate::check_owner`]. Stores without fencing return 0.
+    fn take_ownership(&self, conversation_id: i64) -> Result<i64, IdgenError> {
+        let _ = conversation_id;
+        Ok(0)
+    }
+
+    /// [`SegmentStore::claim`] by the owner holding `epoch`; fails with
+    /// [`IdgenError::NotOwner`] once another process took the conversation over. Stores
+    /// without fencing ignore the epoch.
+    fn claim_as_owner(
+        &self,
+        conversation_id: i64,
+        step: u64,
+        epoch: i64,
+    ) -> Result<Range<u64>, IdgenError> {
+        let _ = epoch;
+        self.claim(conversation_id, step)
+    }
+
     /// The allocator holds nothing for this conversation any more; drop whatever the store
     /// cached about it. Stores without a cache ignore it.
     fn forget(&self, conversation_id: i64) {

@@ -133,6 +133,21 @@ impl SegmentStore for FaultInjectingStore {
         self.inner.give_back(conversation_id, unused)
     }
 
+    fn take_ownership(&self, conversation_id: i64) -> Result<i64, IdgenError> {
+        self.enter(conversation_id)?;
+        self.inner.take_ownership(conversation_id)
+    }
+
+    fn claim_as_owner(
+        &self,
+        conversation_id: i64,
+        step: u64,
+        epoch: i64,
+    ) -> Result<Range<u64>, IdgenError> {
+        self.enter(conversation_id)?;
+        self.inner.claim_as_owner(conversation_id, step, epoch)
+    }
+
     fn forget(&self, conversation_id: i64) {
         self.inner.forget(conversation_id);
     }

@@ -1,0 +1,1 @@
+ALTER TABLE id_segments DROP COLUMN owner_epoch;
