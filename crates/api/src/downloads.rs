@@ -97,11 +97,10 @@ async fn readable(chat: &Chat, reader: tern_protocol::UserId, id: &str) -> Resul
     let found = chat
         .blocking(move |conn| {
             let Some(mut row) = attachments::find(conn, &lookup)? else { return Ok(None) };
-            if row.seq.is_none() {
-                if let Some(seq) = attachments::carrier_seq(conn, &row)? {
-                    attachments::set_seq(conn, &row.id, seq)?;
-                    row.seq = Some(seq);
-                }
+            let carrier = if row.seq.is_none() { attachments::carrier_seq(conn, &row)? } else { None };
+            if let Some(seq) = carrier {
+                attachments::set_seq(conn, &row.id, seq)?;
+                row.seq = Some(seq);
             }
             let live = match row.seq {
                 Some(seq) => attachments::carrier_is_live(conn, ConversationId(row.conversation_id), seq)?,

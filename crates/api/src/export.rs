@@ -144,10 +144,8 @@ impl Export {
                 }
             }
         };
-        if page.has_more {
-            if let Some(last) = page.messages.last() {
-                self.next = Next::After(last.seq);
-            }
+        if let Some(last) = page.messages.last().filter(|_| page.has_more) {
+            self.next = Next::After(last.seq);
         }
         Some(Ok(Bytes::from(self.render(&page.messages).await)))
     }
