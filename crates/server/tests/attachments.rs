@@ -467,3 +467,51 @@ async fn uploads_are_refused_to_outsiders_and_for_missing_fields() -> TestResult
     }
     Ok(())
 }
+
+/// Runs SQL on the test's database, as an operator or a crash would leave it.
+async fn run_sql(server: &TestServer, sql: String) {
+    let url = server.db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        use diesel::connection::SimpleConnection;
+        let pool = tern_db::connect(&url, &tern_db::PoolSettings::default()).expect("database");
+        pool.get().expect("a connection").batch_execute(&sql).expect("the statement runs");
+    })
+    .await
+    .expect("sql task");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attachment_is_served_only_once_its_message_is_committed() -> TestResult {
+    for backend in tern_testkit::backends() {
+        let server = TestServer::start(backend).await;
+        let (alice, bob, carol) = (server.user("alice").await, server.user("bob").await, server.user("carol").await);
+        let ack = ack_of(&server.http.upload(&alice.token, picture_form(bob.id, "p", "p.png", png(16, 16))).await?);
+        let id = ack.attachment.attachment_id.clone();
+
+        // The server stopped between the message's commit and linking the row to it: the
+        // message side still finds it, and the membership check still applies.
+        run_sql(&server, format!("UPDATE attachments SET seq = NULL WHERE id = '{id}'")).await;
+        assert_eq!(server.http.get(&download_path(&ack.attachment), Some(&bob.token), &[]).await?.status, 200);
+        run_sql(&server, format!("UPDATE attachments SET seq = NULL WHERE id = '{id}'")).await;
+        let outsider = server.http.get(&download_path(&ack.attachment), Some(&carol.token), &[]).await?;
+        assert_refused(&outsider, 403, ErrorCode::NotMember);
+
+        // A row whose message never committed, with content on disk, is not served.
+        let orphan = "0f".repeat(16);
+        let copy = uploads_dir(&server).join(&orphan);
+        std::fs::create_dir_all(&copy)?;
+        std::fs::copy(uploads_dir(&server).join(&id).join("original"), copy.join("original"))?;
+        run_sql(
+            &server,
+            format!(
+                "INSERT INTO attachments (id, conversation_id, uploader_id, kind, name, mime, size, sha256, \
+                 thumbnail, created_at) SELECT '{orphan}', conversation_id, uploader_id, kind, name, mime, size, \
+                 sha256, thumbnail, created_at FROM attachments WHERE id = '{id}'"
+            ),
+        )
+        .await;
+        let path = format!("/api/v1/attachments/{orphan}");
+        assert_refused(&server.http.get(&path, Some(&bob.token), &[]).await?, 404, ErrorCode::NotFound);
+    }
+    Ok(())
+}
