@@ -515,3 +515,33 @@ async fn an_attachment_is_served_only_once_its_message_is_committed() -> TestRes
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_who_left_downloads_what_came_before_and_nothing_after() -> TestResult {
+    for backend in tern_testkit::backends() {
+        let server = TestServer::start(backend).await;
+        let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+        let group = serde_json::json!({"title": "team", "members": [bob.id.to_string()]});
+        let created: serde_json::Value = server.http.json("POST", "/api/v1/groups", Some(&alice.token), Some(&group)).await?;
+        let conversation = created["conversation_id"].as_str().unwrap_or_default().to_owned();
+        let share = |id: &str, name: &str| {
+            vec![
+                FormPart::text("conversation_id", &conversation),
+                FormPart::text("client_msg_id", id),
+                FormPart::text("kind", "file"),
+                FormPart::File(FilePart::bytes(name, "text/plain", Bytes::from_static(b"minutes"))),
+            ]
+        };
+        let before = ack_of(&server.http.upload(&alice.token, share("before", "before.txt")).await?);
+        let leave = format!("/api/v1/groups/{conversation}/members/{}", bob.id);
+        assert_eq!(server.http.raw("DELETE", &leave, Some(&bob.token), None).await?.status, 200);
+        let after = ack_of(&server.http.upload(&alice.token, share("after", "after.txt")).await?);
+
+        assert_eq!(server.http.get(&download_path(&before.attachment), Some(&bob.token), &[]).await?.status, 200);
+        let refused = server.http.get(&download_path(&after.attachment), Some(&bob.token), &[]).await?;
+        assert_refused(&refused, 403, ErrorCode::NotMember);
+        // And he can no longer upload into the group.
+        assert_refused(&server.http.upload(&bob.token, share("late", "late.txt")).await?, 403, ErrorCode::NotMember);
+    }
+    Ok(())
+}
