@@ -17,11 +17,25 @@ const SCALING_TIME: Duration = Duration::from_secs(2);
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("# idgen benchmarks ({} cores available)", cores());
-    hot_path()?;
-    two_threads()?;
-    round_trips()?;
-    latency_with_slow_store()?;
-    memory_per_generator()?;
+    // `TERN_BENCH_ONLY=two_threads` (or any section name) runs one section, for repeating a
+    // noisy measurement without the rest.
+    let only = std::env::var("TERN_BENCH_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only == name;
+    if run("hot_path") {
+        hot_path()?;
+    }
+    if run("two_threads") {
+        two_threads()?;
+    }
+    if run("round_trips") {
+        round_trips()?;
+    }
+    if run("latency") {
+        latency_with_slow_store()?;
+    }
+    if run("memory") {
+        memory_per_generator()?;
+    }
     Ok(())
 }
 
