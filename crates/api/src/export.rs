@@ -17,9 +17,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::stream;
 use http_body_util::{BodyExt, StreamBody};
+use hyper::Response;
 use hyper::body::Frame;
 use hyper::header::{self, HeaderValue};
-use hyper::Response;
 use tern_chat::{Chat, Direction};
 use tern_protocol::frames::{Attachment, Content, MessageView, SystemEvent};
 use tern_protocol::http::HistoryPage;
@@ -35,7 +35,12 @@ enum Format {
     Text,
 }
 
-pub async fn serve(chat: Arc<Chat>, authorization: Option<&str>, conversation: i64, query: Option<&str>) -> Response<RawBody> {
+pub async fn serve(
+    chat: Arc<Chat>,
+    authorization: Option<&str>,
+    conversation: i64,
+    query: Option<&str>,
+) -> Response<RawBody> {
     match answer(chat, authorization, ConversationId(conversation), query).await {
         Ok(response) => response,
         Err(ApiError(err)) => error_response(err),
@@ -52,7 +57,9 @@ async fn answer(
     let auth = authenticate(&chat, authorization).await?;
     let page_size = chat.config.history_max_limit;
     // The first page is read before answering, so a refusal is a proper error response.
-    let first = chat.history(auth.user, conversation, Direction::After, None, page_size).await?;
+    let first = chat
+        .history(auth.user, conversation, Direction::After, None, page_size)
+        .await?;
     let mut export = Export {
         chat,
         reader: auth.user,
@@ -81,8 +88,14 @@ async fn answer(
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, value);
     }
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(response)
 }
 
@@ -96,7 +109,10 @@ fn parse_format(query: Option<&str>) -> Result<Format, ApiError> {
     match asked {
         None | Some("jsonl") => Ok(Format::JsonLines),
         Some("text") => Ok(Format::Text),
-        Some(_) => Err(ApiError(WireError::new(ErrorCode::InvalidRequest, "format must be jsonl or text"))),
+        Some(_) => Err(ApiError(WireError::new(
+            ErrorCode::InvalidRequest,
+            "format must be jsonl or text",
+        ))),
     }
 }
 
@@ -134,7 +150,13 @@ impl Export {
             Next::Done => return None,
             Next::Page(page) => page,
             Next::After(seq) => {
-                let read = self.chat.history(self.reader, self.conversation, Direction::After, Some(seq), self.page_size);
+                let read = self.chat.history(
+                    self.reader,
+                    self.conversation,
+                    Direction::After,
+                    Some(seq),
+                    self.page_size,
+                );
                 match read.await {
                     Ok(page) => page,
                     Err(err) => {
@@ -151,9 +173,16 @@ impl Export {
     }
 
     fn heading(&self) -> String {
-        let by = self.names.get(&self.reader).map(String::as_str).unwrap_or("?");
+        let by = self
+            .names
+            .get(&self.reader)
+            .map(String::as_str)
+            .unwrap_or("?");
         let at = format_time(tern_chat::clock::now_ms());
-        format!("Conversation {}, exported by {by} at {at}\n\n", self.conversation)
+        format!(
+            "Conversation {}, exported by {by} at {at}\n\n",
+            self.conversation
+        )
     }
 
     async fn render(&mut self, messages: &[MessageView]) -> String {
@@ -183,7 +212,10 @@ impl Export {
             Content::Text { text } => text.clone(),
             Content::Image { attachment } => format!("[picture {}]", describe(attachment)),
             Content::File { attachment } => format!("[file {}]", describe(attachment)),
-            Content::Custom { custom_type, payload } => format!("[{custom_type}] {payload}"),
+            Content::Custom {
+                custom_type,
+                payload,
+            } => format!("[{custom_type}] {payload}"),
             Content::Recalled {} => "(message recalled)".to_owned(),
             Content::System { event } => {
                 let notice = self.tell(event).await;
@@ -204,20 +236,44 @@ impl Export {
     /// A notice in words.
     async fn tell(&mut self, event: &SystemEvent) -> String {
         match event {
-            SystemEvent::GroupCreated { title, by } => format!("{} created the group \"{title}\"", self.name_of(*by).await),
-            SystemEvent::MemberJoined { user_id, by } if user_id == by => format!("{} joined", self.name_of(*user_id).await),
+            SystemEvent::GroupCreated { title, by } => {
+                format!("{} created the group \"{title}\"", self.name_of(*by).await)
+            }
+            SystemEvent::MemberJoined { user_id, by } if user_id == by => {
+                format!("{} joined", self.name_of(*user_id).await)
+            }
             SystemEvent::MemberJoined { user_id, by } => {
-                format!("{} added {}", self.name_of(*by).await, self.name_of(*user_id).await)
+                format!(
+                    "{} added {}",
+                    self.name_of(*by).await,
+                    self.name_of(*user_id).await
+                )
             }
-            SystemEvent::MemberLeft { user_id, by } if user_id == by => format!("{} left", self.name_of(*user_id).await),
+            SystemEvent::MemberLeft { user_id, by } if user_id == by => {
+                format!("{} left", self.name_of(*user_id).await)
+            }
             SystemEvent::MemberLeft { user_id, by } => {
-                format!("{} removed {}", self.name_of(*by).await, self.name_of(*user_id).await)
+                format!(
+                    "{} removed {}",
+                    self.name_of(*by).await,
+                    self.name_of(*user_id).await
+                )
             }
-            SystemEvent::MessageRecalled { by, .. } => format!("{} recalled a message", self.name_of(*by).await),
-            SystemEvent::FriendRequested { user_id } => format!("friend request from {}", self.name_of(*user_id).await),
-            SystemEvent::FriendAccepted { user_id } => format!("{} accepted a friend request", self.name_of(*user_id).await),
-            SystemEvent::FriendRejected { user_id } => format!("{} declined a friend request", self.name_of(*user_id).await),
-            SystemEvent::FriendRemoved { user_id } => format!("{} is no longer a friend", self.name_of(*user_id).await),
+            SystemEvent::MessageRecalled { by, .. } => {
+                format!("{} recalled a message", self.name_of(*by).await)
+            }
+            SystemEvent::FriendRequested { user_id } => {
+                format!("friend request from {}", self.name_of(*user_id).await)
+            }
+            SystemEvent::FriendAccepted { user_id } => {
+                format!("{} accepted a friend request", self.name_of(*user_id).await)
+            }
+            SystemEvent::FriendRejected { user_id } => {
+                format!("{} declined a friend request", self.name_of(*user_id).await)
+            }
+            SystemEvent::FriendRemoved { user_id } => {
+                format!("{} is no longer a friend", self.name_of(*user_id).await)
+            }
         }
     }
 
@@ -235,7 +291,12 @@ impl Export {
 }
 
 fn describe(attachment: &Attachment) -> String {
-    let mut text = format!("{}, {}, {}", attachment.name, human_size(attachment.size), attachment.mime);
+    let mut text = format!(
+        "{}, {}, {}",
+        attachment.name,
+        human_size(attachment.size),
+        attachment.mime
+    );
     if let (Some(w), Some(h)) = (attachment.width, attachment.height) {
         let _ = write!(text, ", {w}x{h}");
     }
@@ -273,11 +334,16 @@ fn civil_date(days: i64) -> (i64, u32, u32) {
     let shifted = days + 719_468; // days from 0000-03-01 to 1970-01-01
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153; // 0 = March
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month as u32, day as u32)
 }
@@ -306,7 +372,10 @@ mod tests {
     fn the_format_is_jsonl_unless_text_is_asked() {
         assert_eq!(parse_format(None).ok(), Some(Format::JsonLines));
         assert_eq!(parse_format(Some("format=text")).ok(), Some(Format::Text));
-        assert_eq!(parse_format(Some("x=1&format=jsonl")).ok(), Some(Format::JsonLines));
+        assert_eq!(
+            parse_format(Some("x=1&format=jsonl")).ok(),
+            Some(Format::JsonLines)
+        );
         assert!(parse_format(Some("format=html")).is_err());
     }
 }

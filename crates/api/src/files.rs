@@ -99,7 +99,10 @@ pub fn new_id() -> String {
 
 /// Whether `id` looks like an id this server made: exactly [`ID_LEN`] lower-case hex digits.
 pub fn is_valid_id(id: &str) -> bool {
-    id.len() == ID_LEN && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A file that is deleted when dropped unless [`TempFile::keep`] was called: an upload that
@@ -154,8 +157,19 @@ mod tests {
         });
         let id = new_id();
         assert!(is_valid_id(&id));
-        assert_eq!(files.original(&id), Some(PathBuf::from(format!("/data/uploads/{id}/original"))));
-        for bad in ["", "..", "../../etc/passwd", "tmp", &id.to_uppercase(), &format!("{id}0"), &id[1..]] {
+        assert_eq!(
+            files.original(&id),
+            Some(PathBuf::from(format!("/data/uploads/{id}/original")))
+        );
+        for bad in [
+            "",
+            "..",
+            "../../etc/passwd",
+            "tmp",
+            &id.to_uppercase(),
+            &format!("{id}0"),
+            &id[1..],
+        ] {
             assert_eq!(files.dir_of(bad), None, "{bad:?}");
         }
     }

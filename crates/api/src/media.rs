@@ -88,7 +88,11 @@ pub fn inspect(path: &Path, kind: Picture, max_pixels: u64) -> Result<Inspected,
         .into_dimensions()
         .map_err(|e| PictureError::Undecodable(e.to_string()))?;
     if u64::from(width) * u64::from(height) > max_pixels {
-        return Err(PictureError::TooManyPixels { width, height, max: max_pixels });
+        return Err(PictureError::TooManyPixels {
+            width,
+            height,
+            max: max_pixels,
+        });
     }
     let picture = reader(path, kind, max_pixels)?
         .decode()
@@ -102,19 +106,31 @@ pub fn inspect(path: &Path, kind: Picture, max_pixels: u64) -> Result<Inspected,
         small.write_to(&mut thumbnail, ImageFormat::Png)
     };
     encoded.map_err(|e| PictureError::Undecodable(e.to_string()))?;
-    Ok(Inspected { width, height, thumbnail: thumbnail.into_inner() })
+    Ok(Inspected {
+        width,
+        height,
+        thumbnail: thumbnail.into_inner(),
+    })
 }
 
 /// The type of the thumbnail made for a picture of type `original`: JPEG for photos, PNG
 /// for the rest (see [`inspect`]).
 pub fn thumbnail_type(original: &str) -> &'static str {
-    if original == Picture::Jpeg.mime() { Picture::Jpeg.mime() } else { Picture::Png.mime() }
+    if original == Picture::Jpeg.mime() {
+        Picture::Jpeg.mime()
+    } else {
+        Picture::Png.mime()
+    }
 }
 
 /// A reader for the sniffed format with limits derived from the pixel cap: no side longer
 /// than the cap allows, and no more memory than the largest allowed picture needs at 16 bits
 /// per RGBA channel. A decompression bomb fails these before its pixels are allocated.
-fn reader(path: &Path, kind: Picture, max_pixels: u64) -> Result<ImageReader<BufReader<std::fs::File>>, PictureError> {
+fn reader(
+    path: &Path,
+    kind: Picture,
+    max_pixels: u64,
+) -> Result<ImageReader<BufReader<std::fs::File>>, PictureError> {
     let mut reader = ImageReader::new(BufReader::new(std::fs::File::open(path)?));
     reader.set_format(kind.format());
     let side = u32::try_from(max_pixels).unwrap_or(u32::MAX);
@@ -129,7 +145,11 @@ fn reader(path: &Path, kind: Picture, max_pixels: u64) -> Result<ImageReader<Buf
 /// The name an upload is stored and offered under: the last path component only, without
 /// control characters or leading dots, at most 255 bytes; `fallback` when nothing is left.
 pub fn clean_file_name(raw: Option<&str>, fallback: &str) -> String {
-    let last = raw.unwrap_or_default().rsplit(['/', '\\']).next().unwrap_or_default();
+    let last = raw
+        .unwrap_or_default()
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default();
     let kept: String = last.chars().filter(|c| !c.is_control()).collect();
     let trimmed = kept.trim().trim_start_matches('.').trim();
     let mut name = String::new();
@@ -139,15 +159,27 @@ pub fn clean_file_name(raw: Option<&str>, fallback: &str) -> String {
         }
         name.push(c);
     }
-    if name.is_empty() { fallback.to_owned() } else { name }
+    if name.is_empty() {
+        fallback.to_owned()
+    } else {
+        name
+    }
 }
 
 /// The declared type of a file as stored: `type/subtype` in lower case without parameters,
 /// or `application/octet-stream` when missing or malformed.
 pub fn clean_declared_type(declared: Option<&str>) -> String {
-    let essence = declared.unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = declared
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     let token = |s: &str| {
-        !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c))
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c))
     };
     match essence.split_once('/') {
         Some((kind, sub)) if token(kind) && token(sub) && essence.len() <= 127 => essence,
@@ -180,7 +212,11 @@ const SAFE_DOWNLOAD_TYPES: &[&str] = &[
 /// The `Content-Type` a stored file is served with.
 pub fn download_type(stored: &str) -> &'static str {
     let stored = clean_declared_type(Some(stored));
-    SAFE_DOWNLOAD_TYPES.iter().find(|t| **t == stored).copied().unwrap_or(OCTET_STREAM)
+    SAFE_DOWNLOAD_TYPES
+        .iter()
+        .find(|t| **t == stored)
+        .copied()
+        .unwrap_or(OCTET_STREAM)
 }
 
 #[cfg(test)]
@@ -190,7 +226,10 @@ mod tests {
     #[test]
     fn pictures_are_told_by_their_magic_numbers() {
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Some(Picture::Png));
-        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]), Some(Picture::Jpeg));
+        assert_eq!(
+            sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]),
+            Some(Picture::Jpeg)
+        );
         assert_eq!(sniff(b"GIF89a\x01\0\x01\0"), Some(Picture::Gif));
         assert_eq!(sniff(b"RIFF\x24\0\0\0WEBPVP8 "), Some(Picture::Webp));
         assert_eq!(sniff(b"RIFF\x24\0\0\0WAVEfmt "), None);
@@ -201,9 +240,18 @@ mod tests {
 
     #[test]
     fn file_names_lose_paths_and_control_characters() {
-        assert_eq!(clean_file_name(Some("../../etc/passwd"), "upload"), "passwd");
-        assert_eq!(clean_file_name(Some("C:\\Users\\me\\cat.png"), "upload"), "cat.png");
-        assert_eq!(clean_file_name(Some("a\u{0}b\r\nc.txt"), "upload"), "abc.txt");
+        assert_eq!(
+            clean_file_name(Some("../../etc/passwd"), "upload"),
+            "passwd"
+        );
+        assert_eq!(
+            clean_file_name(Some("C:\\Users\\me\\cat.png"), "upload"),
+            "cat.png"
+        );
+        assert_eq!(
+            clean_file_name(Some("a\u{0}b\r\nc.txt"), "upload"),
+            "abc.txt"
+        );
         assert_eq!(clean_file_name(Some(".."), "upload"), "upload");
         assert_eq!(clean_file_name(Some(".bashrc"), "upload"), "bashrc");
         assert_eq!(clean_file_name(None, "upload"), "upload");
@@ -215,7 +263,10 @@ mod tests {
 
     #[test]
     fn declared_types_are_normalised_and_unsafe_ones_are_never_served() {
-        assert_eq!(clean_declared_type(Some("Video/MP4; codecs=avc1")), "video/mp4");
+        assert_eq!(
+            clean_declared_type(Some("Video/MP4; codecs=avc1")),
+            "video/mp4"
+        );
         assert_eq!(clean_declared_type(Some("not a type")), OCTET_STREAM);
         assert_eq!(clean_declared_type(None), OCTET_STREAM);
         assert_eq!(download_type("video/mp4"), "video/mp4");

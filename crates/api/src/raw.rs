@@ -50,17 +50,27 @@ impl Route {
                 Some((id, "thumbnail")) => (id, true),
                 Some(_) => return None,
             };
-            return (!id.is_empty()).then(|| Route::Attachment { id: id.to_owned(), thumbnail });
+            return (!id.is_empty()).then(|| Route::Attachment {
+                id: id.to_owned(),
+                thumbnail,
+            });
         }
         let rest = path.strip_prefix("/api/v1/conversations/")?;
-        let (id, "export") = rest.split_once('/')? else { return None };
-        Some(Route::Export { conversation: id.parse().ok()? })
+        let (id, "export") = rest.split_once('/')? else {
+            return None;
+        };
+        Some(Route::Export {
+            conversation: id.parse().ok()?,
+        })
     }
 }
 
 impl RawRoutes {
     pub fn new(chat: Arc<Chat>, config: &ApiConfig) -> Arc<RawRoutes> {
-        Arc::new(RawRoutes { chat, files: Files::new(config) })
+        Arc::new(RawRoutes {
+            chat,
+            files: Files::new(config),
+        })
     }
 
     /// The answer to `req` if it is one of these routes; `None` hands it on to warp.
@@ -72,7 +82,12 @@ impl RawRoutes {
             return None;
         }
         let route = Route::parse(req.uri().path())?;
-        let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_owned);
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let authorization = header(header::AUTHORIZATION);
         let range = header(header::RANGE);
         let query = req.uri().query().map(str::to_owned);
@@ -82,11 +97,21 @@ impl RawRoutes {
             let started = Instant::now();
             let response = match route {
                 Route::Attachment { id, thumbnail } => {
-                    let ask = downloads::Ask { id: &id, thumbnail, range: range.as_deref() };
+                    let ask = downloads::Ask {
+                        id: &id,
+                        thumbnail,
+                        range: range.as_deref(),
+                    };
                     downloads::serve(&this.chat, &this.files, authorization.as_deref(), ask).await
                 }
                 Route::Export { conversation } => {
-                    export::serve(this.chat.clone(), authorization.as_deref(), conversation, query.as_deref()).await
+                    export::serve(
+                        this.chat.clone(),
+                        authorization.as_deref(),
+                        conversation,
+                        query.as_deref(),
+                    )
+                    .await
                 }
             };
             tracing::debug!(
@@ -103,12 +128,15 @@ impl RawRoutes {
 
 /// A whole body from bytes.
 pub fn full(bytes: impl Into<Bytes>) -> RawBody {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// The JSON error answer, with the status its code maps to.
 pub fn error_response(err: WireError) -> Response<RawBody> {
-    let status = StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     error_with_status(err, status)
 }
 
@@ -118,8 +146,14 @@ pub fn error_with_status(err: WireError, status: StatusCode) -> Response<RawBody
     let mut response = Response::new(full(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 
@@ -132,16 +166,28 @@ mod tests {
         let id = "0123456789abcdef0123456789abcdef";
         assert_eq!(
             Route::parse(&format!("/api/v1/attachments/{id}")),
-            Some(Route::Attachment { id: id.into(), thumbnail: false })
+            Some(Route::Attachment {
+                id: id.into(),
+                thumbnail: false
+            })
         );
         assert_eq!(
             Route::parse(&format!("/api/v1/attachments/{id}/thumbnail")),
-            Some(Route::Attachment { id: id.into(), thumbnail: true })
+            Some(Route::Attachment {
+                id: id.into(),
+                thumbnail: true
+            })
         );
-        assert_eq!(Route::parse("/api/v1/conversations/7/export"), Some(Route::Export { conversation: 7 }));
+        assert_eq!(
+            Route::parse("/api/v1/conversations/7/export"),
+            Some(Route::Export { conversation: 7 })
+        );
         assert_eq!(Route::parse("/api/v1/conversations/7/messages"), None);
         assert_eq!(Route::parse("/api/v1/conversations/x/export"), None);
-        assert_eq!(Route::parse(&format!("/api/v1/attachments/{id}/other")), None);
+        assert_eq!(
+            Route::parse(&format!("/api/v1/attachments/{id}/other")),
+            None
+        );
         assert_eq!(Route::parse("/api/v1/attachments/"), None);
         assert_eq!(Route::parse("/api/v1/uploads"), None);
     }

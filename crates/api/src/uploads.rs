@@ -58,7 +58,10 @@ pub struct Uploads {
 
 impl Uploads {
     pub fn new(files: Files) -> Arc<Uploads> {
-        Arc::new(Uploads { files, decoding: Semaphore::new(DECODE_SLOTS) })
+        Arc::new(Uploads {
+            files,
+            decoding: Semaphore::new(DECODE_SLOTS),
+        })
     }
 
     /// The largest file part any upload may carry, before its kind is known.
@@ -140,7 +143,9 @@ async fn upload(
     uploads: Arc<Uploads>,
     mut body: FormData,
 ) -> Result<impl Reply, Rejection> {
-    let mut drain = Drain { budget: DRAIN_LIMIT_BYTES };
+    let mut drain = Drain {
+        budget: DRAIN_LIMIT_BYTES,
+    };
     let form = match read_form(&chat, &auth, &uploads, &mut body, &mut drain).await {
         Ok(form) => form,
         Err(err) => {
@@ -175,12 +180,17 @@ async fn read_form(
                 return Err(err);
             }
             let cap = uploads.cap_for(form.kind);
-            form.file = Some(receive(part, uploads.files.temp_path(), cap, form.kind, drain).await?);
+            form.file =
+                Some(receive(part, uploads.files.temp_path(), cap, form.kind, drain).await?);
             continue;
         }
         match name.as_str() {
             "client_msg_id" => set_once(&mut form.client_msg_id, &name, text(part).await?)?,
-            "to_user" => set_once(&mut form.to_user, &name, UserId(parse_id(&name, &text(part).await?)?))?,
+            "to_user" => set_once(
+                &mut form.to_user,
+                &name,
+                UserId(parse_id(&name, &text(part).await?)?),
+            )?,
             "conversation_id" => {
                 let id = ConversationId(parse_id(&name, &text(part).await?)?);
                 set_once(&mut form.conversation_id, &name, id)?
@@ -209,7 +219,11 @@ async fn resolve(chat: &Chat, auth: &Authenticated, form: &mut Form) -> Result<(
         (None, None) => return Ok(()),
         (Some(user), None) => Target::User(user),
         (None, Some(conversation)) => Target::Conversation(conversation),
-        (Some(_), Some(_)) => return Err(invalid_field("give exactly one of to_user and conversation_id")),
+        (Some(_), Some(_)) => {
+            return Err(invalid_field(
+                "give exactly one of to_user and conversation_id",
+            ));
+        }
     };
     form.conversation = Some(chat.resolve_target(auth.user, target).await?);
     Ok(())
@@ -228,7 +242,9 @@ async fn receive(
     let file_name = part.filename().map(str::to_owned);
     let declared_type = part.content_type().map(str::to_owned);
     let temp = TempFile::new(path);
-    let file = tokio::fs::File::create(temp.path()).await.map_err(storage_failure)?;
+    let file = tokio::fs::File::create(temp.path())
+        .await
+        .map_err(storage_failure)?;
     let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
     let mut hasher = Sha256::new();
     let mut head = Vec::with_capacity(media::SNIFF_BYTES);
@@ -243,7 +259,9 @@ async fn receive(
             if size > cap {
                 drop(temp);
                 drain.stream(stream).await;
-                return Err(too_large(format!("the file is over the limit of {cap} bytes")));
+                return Err(too_large(format!(
+                    "the file is over the limit of {cap} bytes"
+                )));
             }
             hasher.update(bytes);
             let wanted = media::SNIFF_BYTES.saturating_sub(head.len()).min(n);
@@ -251,7 +269,10 @@ async fn receive(
             out.write_all(bytes).await.map_err(storage_failure)?;
             chunk.advance(n);
         }
-        if kind == Some(Kind::Image) && head.len() == media::SNIFF_BYTES && media::sniff(&head).is_none() {
+        if kind == Some(Kind::Image)
+            && head.len() == media::SNIFF_BYTES
+            && media::sniff(&head).is_none()
+        {
             drop(temp);
             drain.stream(stream).await;
             return Err(not_a_picture());
@@ -260,24 +281,51 @@ async fn receive(
     out.flush().await.map_err(storage_failure)?;
     out.into_inner().sync_all().await.map_err(storage_failure)?;
     let sha256 = hex::encode(hasher.finalize());
-    Ok(Received { temp, size, sha256, head, file_name, declared_type })
+    Ok(Received {
+        temp,
+        size,
+        sha256,
+        head,
+        file_name,
+        declared_type,
+    })
 }
 
 /// Everything is in: checks what is left, keeps the content, writes the row, sends the
 /// message and, once it is committed, links the row to it.
-async fn store(chat: &Chat, auth: &Authenticated, uploads: &Uploads, mut form: Form) -> Result<UploadReply, ApiError> {
+async fn store(
+    chat: &Chat,
+    auth: &Authenticated,
+    uploads: &Uploads,
+    mut form: Form,
+) -> Result<UploadReply, ApiError> {
     resolve(chat, auth, &mut form).await?;
-    let client_msg_id = form.client_msg_id.take().ok_or_else(|| invalid_field("client_msg_id is required"))?;
+    let client_msg_id = form
+        .client_msg_id
+        .take()
+        .ok_or_else(|| invalid_field("client_msg_id is required"))?;
     let max_id = chat.config.limits.max_client_msg_id_len;
     if client_msg_id.is_empty() || client_msg_id.len() > max_id {
-        return Err(invalid_field(format!("client_msg_id must be 1 to {max_id} bytes")));
+        return Err(invalid_field(format!(
+            "client_msg_id must be 1 to {max_id} bytes"
+        )));
     }
-    let conversation = form.conversation.ok_or_else(|| invalid_field("give exactly one of to_user and conversation_id"))?;
-    let kind = form.kind.ok_or_else(|| invalid_field("kind is required: image or file"))?;
-    let received = form.file.take().ok_or_else(|| invalid_field("the file part is missing"))?;
+    let conversation = form
+        .conversation
+        .ok_or_else(|| invalid_field("give exactly one of to_user and conversation_id"))?;
+    let kind = form
+        .kind
+        .ok_or_else(|| invalid_field("kind is required: image or file"))?;
+    let received = form
+        .file
+        .take()
+        .ok_or_else(|| invalid_field("the file part is missing"))?;
     if received.size > uploads.cap_for(Some(kind)) {
         let cap = uploads.cap_for(Some(kind));
-        return Err(too_large(format!("the {} is over the limit of {cap} bytes", kind.as_str())));
+        return Err(too_large(format!(
+            "the {} is over the limit of {cap} bytes",
+            kind.as_str()
+        )));
     }
 
     let id = new_id();
@@ -298,17 +346,33 @@ async fn store(chat: &Chat, auth: &Authenticated, uploads: &Uploads, mut form: F
         seq: None,
         created_at: tern_chat::clock::now_ms(),
     };
-    if let Err(err) = chat.blocking(move |conn| Ok(attachments::insert(conn, &row)?)).await {
+    if let Err(err) = chat
+        .blocking(move |conn| Ok(attachments::insert(conn, &row)?))
+        .await
+    {
         uploads.files.remove(&id).await;
         return Err(err.into());
     }
 
     let content = match kind {
-        Kind::Image => Content::Image { attachment: attachment.clone() },
-        Kind::File => Content::File { attachment: attachment.clone() },
+        Kind::Image => Content::Image {
+            attachment: attachment.clone(),
+        },
+        Kind::File => Content::File {
+            attachment: attachment.clone(),
+        },
     };
     let target = Target::Conversation(conversation);
-    let sent = chat.send_as(auth.user, Origin::Upload, None, target, client_msg_id, content).await;
+    let sent = chat
+        .send_as(
+            auth.user,
+            Origin::Upload,
+            None,
+            target,
+            client_msg_id,
+            content,
+        )
+        .await;
     match sent {
         Ok(ack) if !ack.duplicate => {
             link(chat, &id, &ack).await;
@@ -320,13 +384,19 @@ async fn store(chat: &Chat, auth: &Authenticated, uploads: &Uploads, mut form: F
                 size_bytes = attachment.size,
                 "upload stored"
             );
-            Ok(UploadReply { ack: ack.into(), attachment: Some(attachment) })
+            Ok(UploadReply {
+                ack: ack.into(),
+                attachment: Some(attachment),
+            })
         }
         Ok(ack) => {
             // A retry of an upload whose message exists: the first one stands.
             forget(chat, uploads, &id).await;
             let first = original_attachment(chat, &ack).await;
-            Ok(UploadReply { ack: ack.into(), attachment: first })
+            Ok(UploadReply {
+                ack: ack.into(),
+                attachment: first,
+            })
         }
         Err(err) => {
             forget(chat, uploads, &id).await;
@@ -368,7 +438,11 @@ async fn describe(
     Ok((attachment, Some(inspected.thumbnail)))
 }
 
-async fn inspect(uploads: &Uploads, path: std::path::PathBuf, picture: Picture) -> Result<media::Inspected, ApiError> {
+async fn inspect(
+    uploads: &Uploads,
+    path: std::path::PathBuf,
+    picture: Picture,
+) -> Result<media::Inspected, ApiError> {
     let _slot = uploads
         .decoding
         .acquire()
@@ -380,15 +454,23 @@ async fn inspect(uploads: &Uploads, path: std::path::PathBuf, picture: Picture) 
         .map_err(|err| internal(format!("picture decoding stopped: {err}")))?;
     outcome.map_err(|err| match err {
         PictureError::TooManyPixels { .. } => too_large(err.to_string()),
-        PictureError::Undecodable(_) => ApiError(WireError::new(ErrorCode::UnsupportedMedia, err.to_string())),
+        PictureError::Undecodable(_) => {
+            ApiError(WireError::new(ErrorCode::UnsupportedMedia, err.to_string()))
+        }
         PictureError::Io(io) => storage_failure(io),
     })
 }
 
 /// Moves the content into the attachment's folder with its thumbnail, durably: the files
 /// and the folder entries are on disk before the message that points at them can commit.
-async fn keep(files: &Files, id: &str, temp: TempFile, thumbnail: Option<Vec<u8>>) -> Result<(), ApiError> {
-    let (Some(dir), Some(original), Some(thumb_path)) = (files.dir_of(id), files.original(id), files.thumbnail(id))
+async fn keep(
+    files: &Files,
+    id: &str,
+    temp: TempFile,
+    thumbnail: Option<Vec<u8>>,
+) -> Result<(), ApiError> {
+    let (Some(dir), Some(original), Some(thumb_path)) =
+        (files.dir_of(id), files.original(id), files.thumbnail(id))
     else {
         return Err(internal("a new attachment id is malformed"));
     };
@@ -420,7 +502,10 @@ async fn keep(files: &Files, id: &str, temp: TempFile, thumbnail: Option<Vec<u8>
 /// message is committed, and a download finds the seq from the message side instead.
 async fn link(chat: &Chat, id: &str, ack: &Ack) {
     let (lookup, seq) = (id.to_owned(), i64::try_from(ack.seq).unwrap_or(i64::MAX));
-    if let Err(err) = chat.blocking(move |conn| Ok(attachments::set_seq(conn, &lookup, seq)?)).await {
+    if let Err(err) = chat
+        .blocking(move |conn| Ok(attachments::set_seq(conn, &lookup, seq)?))
+        .await
+    {
         tracing::warn!(error = %err, attachment.id = id, "could not link an attachment to its message");
     }
 }
@@ -428,7 +513,10 @@ async fn link(chat: &Chat, id: &str, ack: &Ack) {
 /// Deletes an attachment whose message was refused or already existed.
 async fn forget(chat: &Chat, uploads: &Uploads, id: &str) {
     let lookup = id.to_owned();
-    if let Err(err) = chat.blocking(move |conn| Ok(attachments::delete(conn, &lookup)?)).await {
+    if let Err(err) = chat
+        .blocking(move |conn| Ok(attachments::delete(conn, &lookup)?))
+        .await
+    {
         tracing::warn!(error = %err, attachment.id = id, "could not delete an unused attachment row");
     }
     uploads.files.remove(id).await;
@@ -436,7 +524,10 @@ async fn forget(chat: &Chat, uploads: &Uploads, id: &str) {
 
 /// The attachment of the message a retried upload's ack points to.
 async fn original_attachment(chat: &Chat, ack: &Ack) -> Option<Attachment> {
-    let (conversation, seq) = (ack.conversation_id, i64::try_from(ack.seq).unwrap_or(i64::MAX));
+    let (conversation, seq) = (
+        ack.conversation_id,
+        i64::try_from(ack.seq).unwrap_or(i64::MAX),
+    );
     let row = chat
         .blocking(move |conn| Ok(tern_storage::messages::find(conn, conversation, seq)?))
         .await
@@ -461,7 +552,9 @@ impl Drain {
     {
         while self.budget > 0 {
             match stream.next().await {
-                Some(Ok(chunk)) => self.budget = self.budget.saturating_sub(chunk.remaining() as u64),
+                Some(Ok(chunk)) => {
+                    self.budget = self.budget.saturating_sub(chunk.remaining() as u64)
+                }
                 _ => return,
             }
         }
@@ -491,7 +584,9 @@ async fn text(part: Part) -> Result<String, ApiError> {
     while let Some(chunk) = stream.next().await {
         let mut chunk = chunk.map_err(malformed)?;
         if value.len() + chunk.remaining() > FIELD_MAX_BYTES {
-            return Err(invalid_field(format!("{name} is over {FIELD_MAX_BYTES} bytes")));
+            return Err(invalid_field(format!(
+                "{name} is over {FIELD_MAX_BYTES} bytes"
+            )));
         }
         while chunk.has_remaining() {
             let n = chunk.chunk().len();
@@ -511,7 +606,10 @@ fn set_once<T>(slot: &mut Option<T>, name: &str, value: T) -> Result<(), ApiErro
 }
 
 fn parse_id(name: &str, value: &str) -> Result<i64, ApiError> {
-    value.trim().parse().map_err(|_| invalid_field(format!("{name} must be an id")))
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid_field(format!("{name} must be an id")))
 }
 
 fn invalid_field(message: impl Into<String>) -> ApiError {
@@ -523,11 +621,17 @@ fn too_large(message: impl Into<String>) -> ApiError {
 }
 
 fn not_a_picture() -> ApiError {
-    ApiError(WireError::new(ErrorCode::UnsupportedMedia, "the file is not a PNG, JPEG, GIF or WebP picture"))
+    ApiError(WireError::new(
+        ErrorCode::UnsupportedMedia,
+        "the file is not a PNG, JPEG, GIF or WebP picture",
+    ))
 }
 
 fn malformed(err: warp::Error) -> ApiError {
-    ApiError(WireError::new(ErrorCode::InvalidRequest, format!("malformed multipart body: {err}")))
+    ApiError(WireError::new(
+        ErrorCode::InvalidRequest,
+        format!("malformed multipart body: {err}"),
+    ))
 }
 
 fn internal(message: impl Into<String>) -> ApiError {

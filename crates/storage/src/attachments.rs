@@ -71,9 +71,13 @@ pub fn delete(conn: &mut DbConnection, id: &str) -> Result<bool, StorageError> {
 /// between the message's commit and the update.
 ///
 /// The scan covers the uploader's picture and file messages in the conversation written
-/// since the row was (give or take a clock step), matched on the attachment id inside the stored metadata. `id` must be
-/// plain hex (the caller validates it), so it needs no escaping in the pattern.
-pub fn carrier_seq(conn: &mut DbConnection, row: &AttachmentRow) -> Result<Option<i64>, StorageError> {
+/// since the row was (give or take a clock step), matched on the attachment id inside the
+/// stored metadata. `id` must be plain hex (the caller validates it), so it needs no
+/// escaping in the pattern.
+pub fn carrier_seq(
+    conn: &mut DbConnection,
+    row: &AttachmentRow,
+) -> Result<Option<i64>, StorageError> {
     let pattern = format!("%\"attachment_id\":\"{}\"%", row.id);
     Ok(messages::table
         .filter(messages::conversation_id.eq(row.conversation_id))
@@ -88,7 +92,11 @@ pub fn carrier_seq(conn: &mut DbConnection, row: &AttachmentRow) -> Result<Optio
 
 /// Whether the message at `seq` exists and has not been recalled: a recalled message takes
 /// its attachment with it.
-pub fn carrier_is_live(conn: &mut DbConnection, conversation: ConversationId, seq: i64) -> Result<bool, StorageError> {
+pub fn carrier_is_live(
+    conn: &mut DbConnection,
+    conversation: ConversationId,
+    seq: i64,
+) -> Result<bool, StorageError> {
     let recalled = messages::table
         .find((conversation.0, seq))
         .select(messages::recalled_at)
