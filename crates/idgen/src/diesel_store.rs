@@ -21,6 +21,10 @@
 //!
 //! A conversation without a row gets one by `INSERT` starting at 1; when two processes race
 //! to insert, the loser sees a unique violation and takes the read-and-update path.
+//!
+//! The same row carries `owner_epoch` for fencing (see the crate docs): taking a conversation
+//! over is one more version-checked `UPDATE`, so an owner's cached version also proves its
+//! epoch is still current, and a claim by the owner costs no extra statement.
 
 use std::collections::HashMap;
 use std::ops::Range;

@@ -14,6 +14,11 @@
 //!   wide on purpose, so a steady conversation does not flip between two sizes.
 //!
 //! The result is clamped to `[min_step, max_step]`.
+//!
+//! The growth is per claim, so a conversation that jumps from silence straight to a tight
+//! loop outruns its first few spares: from the initial 32 to 2^20 takes five claims, and a
+//! caller may wait (bounded by `max_wait`) at each. Starting bigger would cost every quiet
+//! conversation that much more waste on a crash; the benchmark counts these ramp-up waits.
 
 use std::time::Duration;
 
