@@ -9,6 +9,12 @@
 //! attachment's folder, its row is written, and the message goes through the same send path
 //! as every other message, so a retried upload gets the first ack back and its copy is
 //! deleted.
+//!
+//! Known limits. If the server stops after an upload's row is written but before its message
+//! commits, the row and its files stay behind; they are never served (no committed message
+//! carries them), but nothing sweeps them yet. A recalled message's file also stays on disk.
+//! There is no per-user quota or cap on concurrent uploads, and no timeout on a body that
+//! arrives slowly: the header-read timeout ends at the headers.
 
 use std::pin::pin;
 use std::sync::Arc;
@@ -153,7 +159,12 @@ async fn upload(
             return Err(reject(err));
         }
     };
-    let reply = store(&chat, &auth, &uploads, form).await.map_err(reject)?;
+    // Once everything has arrived the rest runs to its end even if the client goes away, so
+    // an upload is either sent or cleaned up, never left half stored.
+    let stored = tokio::spawn(async move { store(&chat, &auth, &uploads, form).await }).await;
+    let reply = stored
+        .map_err(|err| reject(internal(format!("storing the upload stopped: {err}"))))?
+        .map_err(reject)?;
     Ok(warp::reply::json(&reply))
 }
 
