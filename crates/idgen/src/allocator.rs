@@ -167,14 +167,7 @@ impl IdAllocator {
                 Err(TakeError::Retired) => continue,
             }
         }
-        if shared.shut_down.load(Ordering::Relaxed) {
-            return Err(IdgenError::ShutDown);
-        }
-        Err(IdgenError::unavailable(
-            conversation_id,
-            "the conversation's generator was evicted on every attempt; max_generators is too \
-             small for the number of active conversations",
-        ))
+        Err(self.evicted_on_every_attempt(conversation_id))
     }
 
     /// A handle on the conversation's generator that skips the map lookup on each call.
@@ -202,7 +195,18 @@ impl IdAllocator {
                 Err(TakeError::Retired) => continue,
             }
         }
-        self.next_seq(conversation_id).map(|seq| (seq, 0))
+        Err(self.evicted_on_every_attempt(conversation_id))
+    }
+
+    fn evicted_on_every_attempt(&self, conversation_id: i64) -> IdgenError {
+        if self.inner.shared.shut_down.load(Ordering::Relaxed) {
+            return IdgenError::ShutDown;
+        }
+        IdgenError::unavailable(
+            conversation_id,
+            "the conversation's generator was evicted on every attempt; max_generators is too \
+             small for the number of active conversations",
+        )
     }
 
     /// Drops the conversation's generator and gives its unused seqs back, for a node that was
