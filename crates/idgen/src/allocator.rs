@@ -19,8 +19,9 @@ use crate::{AllocatorConfig, AllocatorMetrics, IdgenError, SegmentStore};
 /// Tern targets while the per-shard scan for the least recently used entry stays short.
 const MAX_SHARDS: usize = 64;
 
-/// Lookups that found their generator evicted underneath them before giving up. Eviction of
-/// the same conversation several times within one call needs a cap far below the live count.
+/// Lookups that found their generator evicted underneath them before a call gives up. One
+/// call losing its generator that often only happens when `max_generators` is far below the
+/// number of conversations in use at once.
 const MAX_LOOKUPS: usize = 4;
 
 /// Unused ranges waiting to be given back beyond this are skipped (and counted): during an
