@@ -57,7 +57,9 @@ pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infa
     } else if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
         WireError::new(ErrorCode::Unauthorized, e.to_string())
     } else {
-        tracing::warn!(rejection = ?rejection, "unmapped rejection");
+        // Mostly bodies that failed to arrive (a client that gave up or stalled): the
+        // client's problem, so not worth a warning each time.
+        tracing::debug!(rejection = ?rejection, "unmapped rejection");
         WireError::new(ErrorCode::InvalidRequest, "bad request")
     };
     Ok(response(err))

@@ -37,6 +37,8 @@ pub struct ServerSection {
     pub listen: SocketAddr,
     /// How long a client may take to send its request headers.
     pub header_read_timeout_ms: u64,
+    /// How long a request body may pause between two pieces before the request fails.
+    pub body_idle_timeout_ms: u64,
     /// How long shutdown waits for connections to finish before closing them.
     pub shutdown_grace_ms: u64,
 }
@@ -46,6 +48,7 @@ impl Default for ServerSection {
         ServerSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             header_read_timeout_ms: 10_000,
+            body_idle_timeout_ms: 30_000,
             shutdown_grace_ms: 10_000,
         }
     }

@@ -6,6 +6,7 @@
 //! upgrade goes to the gateway; downloads and history export go to the streamed routes of
 //! `tern-api`; everything else goes to its warp routes.
 
+mod body;
 pub mod config;
 mod listener;
 
@@ -68,9 +69,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = tcp.local_addr()?;
-    let header_timeout = Duration::from_millis(config.server.header_read_timeout_ms);
+    let timeouts = listener::Timeouts {
+        header_read: Duration::from_millis(config.server.header_read_timeout_ms),
+        body_idle: Duration::from_millis(config.server.body_idle_timeout_ms),
+    };
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
-    let task = tokio::spawn(listener::serve(tcp, routes, raw, gateway.clone(), header_timeout, grace, shutdown_rx));
+    let task = tokio::spawn(listener::serve(tcp, routes, raw, gateway.clone(), timeouts, grace, shutdown_rx));
     tracing::info!(%addr, "tern listening");
     Ok(Running { addr, shutdown, task, chat, gateway, grace, cluster })
 }

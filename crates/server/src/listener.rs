@@ -11,10 +11,21 @@ use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tern_api::RawRoutes;
+
+use crate::body::IdleTimeoutBody;
 use tern_gateway::{Gateway, upgrade};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tower_service::Service;
+
+/// How long a client may take over the parts of a request.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// From the connection (or the previous response) to the end of the request headers.
+    pub header_read: Duration,
+    /// Between two pieces of a request body.
+    pub body_idle: Duration,
+}
 
 /// The path WebSocket clients connect to.
 pub const WEBSOCKET_PATH: &str = "/ws";
@@ -27,11 +38,11 @@ pub async fn serve<S>(
     warp_service: S,
     raw: Arc<RawRoutes>,
     gateway: Arc<Gateway>,
-    header_timeout: Duration,
+    timeouts: Timeouts,
     grace: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    S: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>,
+    S: Service<Request<IdleTimeoutBody>, Response = warp::reply::Response, Error = Infallible>,
     S: Clone + Send + 'static,
     S::Future: Send,
 {
@@ -68,6 +79,7 @@ pub async fn serve<S>(
                     let response = upgrade::accept(&gateway, req);
                     return Ok(response.map(Either::Right));
                 }
+                let req = req.map(|body| IdleTimeoutBody::new(body, timeouts.body_idle));
                 let response = match warp_service.call(req).await {
                     Ok(response) => response,
                     Err(never) => match never {},
@@ -77,7 +89,7 @@ pub async fn serve<S>(
         });
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
+            .header_read_timeout(timeouts.header_read)
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         let mut shutdown = shutdown.clone();

@@ -179,3 +179,20 @@ async fn the_web_chat_page_is_served_with_a_strict_policy() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_stops_arriving_is_given_up() -> TestResult {
+    let server = TestServer::start_with(Backend::Sqlite, |c| c.server.body_idle_timeout_ms = 300).await;
+    let mut socket = tokio::net::TcpStream::connect(server.host()).await?;
+    let head = format!(
+        "POST /api/v1/sessions HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"use",
+        server.host()
+    );
+    socket.write_all(head.as_bytes()).await?;
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(WAIT, socket.read_to_end(&mut response)).await;
+    assert!(read.is_ok(), "the server waited for the rest of the body indefinitely");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 4"), "a client error comes back: {text}");
+    Ok(())
+}
