@@ -25,6 +25,12 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Usernames are compared without case, so `Alice` and `alice` are one account and nobody
+/// can register a look-alike of an existing name by changing case. They are stored lowercase.
+pub fn normalize_username(name: &str) -> String {
+    name.trim().to_ascii_lowercase()
+}
+
 fn validate(credentials: &Credentials) -> Result<(), ChatError> {
     let name = &credentials.username;
     let name_ok = (3..=32).contains(&name.len())
@@ -46,7 +52,8 @@ async fn cpu<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Re
 }
 
 impl Chat {
-    pub async fn register(&self, credentials: Credentials) -> Result<Account, ChatError> {
+    pub async fn register(&self, mut credentials: Credentials) -> Result<Account, ChatError> {
+        credentials.username = normalize_username(&credentials.username);
         validate(&credentials)?;
         let password = credentials.password.clone();
         let hash = cpu(move || {
@@ -69,7 +76,7 @@ impl Chat {
     }
 
     pub async fn login(&self, credentials: Credentials) -> Result<Session, ChatError> {
-        let username = credentials.username.clone();
+        let username = normalize_username(&credentials.username);
         let found = self.blocking(move |conn| Ok(users::find_user_by_name(conn, &username)?)).await?;
         let denied = || ChatError::refused(ErrorCode::Unauthorized, "wrong username or password");
         // Verify against a fixed hash when the user is unknown, so the answer takes as long
@@ -118,6 +125,7 @@ impl Chat {
     }
 
     pub async fn account_by_name(&self, name: String) -> Result<Option<Account>, ChatError> {
+        let name = normalize_username(&name);
         let row = self.blocking(move |conn| Ok(users::find_user_by_name(conn, &name)?)).await?;
         Ok(row.map(|u| Account { user_id: UserId(u.id), username: u.username }))
     }

@@ -41,6 +41,11 @@ impl Chat {
                 } else {
                     None
                 };
+                // A former member sees the conversation as it was when they left, activity too.
+                let last_activity_at = match (&last, member.is_active()) {
+                    (Some(message), false) => message.created_at,
+                    _ => conversation.last_activity_at,
+                };
                 summaries.push(ConversationSummary {
                     conversation_id: id,
                     kind: conversation.kind.clone(),
@@ -50,7 +55,7 @@ impl Chat {
                     unread: u64::try_from(unread).unwrap_or_default(),
                     read_seq: u64::try_from(member.read_seq).unwrap_or_default(),
                     last_seq: u64::try_from(upto).unwrap_or_default(),
-                    last_activity_at: conversation.last_activity_at,
+                    last_activity_at,
                     active: member.is_active(),
                 });
             }

@@ -145,6 +145,9 @@ impl SendRequest {
                 if text.trim().is_empty() {
                     return Err(invalid("text is empty"));
                 }
+                if has_forbidden_control(text) {
+                    return Err(invalid("text may not contain control characters other than tab and newline"));
+                }
                 if text.len() > limits.max_text_bytes {
                     return Err(too_large("text"));
                 }
@@ -169,6 +172,25 @@ impl SendRequest {
             _ => Err(invalid("this kind of message cannot be sent")),
         }
     }
+}
+
+/// Control characters that only make sense to a terminal (escape sequences, bell, NUL, a lone
+/// carriage return that overwrites a line): refused in text so that no client's display can
+/// be driven by another user. Tab, newline and carriage return before a newline are text.
+fn has_forbidden_control(text: &str) -> bool {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let allowed = match c {
+            '\t' | '\n' => true,
+            '\r' => chars.peek() == Some(&'\n'),
+            '\u{2028}' | '\u{2029}' => false,
+            c => !c.is_control(),
+        };
+        if !allowed {
+            return true;
+        }
+    }
+    false
 }
 
 fn invalid(message: impl Into<String>) -> ChatError {
@@ -681,5 +703,20 @@ fn clone_err(err: &ChatError) -> ChatError {
         ChatError::Refused(w) => ChatError::Refused(w.clone()),
         ChatError::Unavailable(m) => ChatError::Unavailable(m.clone()),
         ChatError::Internal(m) => ChatError::Internal(m.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_forbidden_control;
+
+    #[test]
+    fn terminal_control_characters_are_refused_in_text() {
+        for ok in ["plain", "tab\there", "two\nlines", "windows\r\nline", "emoji 🦀"] {
+            assert!(!has_forbidden_control(ok), "{ok:?}");
+        }
+        for bad in ["esc \u{1b}[2J", "bell \u{7}", "nul \0", "lone \r overwrite", "sep \u{2028}", "next \u{85}"] {
+            assert!(has_forbidden_control(bad), "{bad:?}");
+        }
     }
 }

@@ -21,6 +21,7 @@ use tern_protocol::codec::{self, Encoding};
 use tern_protocol::frames::Position;
 use tern_protocol::{ClientFrame, ConversationId, ErrorCode, PROTOCOL_VERSION, ServerFrame, WireError};
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
+use tracing::Instrument;
 use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -54,16 +55,17 @@ where
 {
     let mut conn = Connection { socket, encoding, gateway };
     let Some((auth, device, positions)) = conn.await_connect().await else { return };
-    let user = auth.user;
-    let span = tracing::info_span!("session", user.id = user.0, device.id = %device);
-    let _entered = span.enter();
-    let registration = match conn.register(&auth, &device).await {
-        Some(registration) => registration,
-        None => return,
-    };
-    let Some(replayed) = conn.replay(&auth, &device, positions).await else { return };
-    tracing::debug!(conversations = replayed.len(), "session live");
-    conn.live(registration, &device, replayed).await;
+    let span = tracing::info_span!("session", user.id = auth.user.0, device.id = %device);
+    // Instrumenting the future, not entering the span, keeps log lines of different sessions
+    // apart when their tasks interleave on one thread.
+    async move {
+        let Some(registration) = conn.register(&auth, &device).await else { return };
+        let Some(replayed) = conn.replay(&auth, &device, positions).await else { return };
+        tracing::debug!(conversations = replayed.len(), "session live");
+        conn.live(registration, &device, replayed).await;
+    }
+    .instrument(span)
+    .await;
 }
 
 impl<S> Connection<S>

@@ -12,7 +12,9 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tern_protocol::codec::Encoding;
+use tern_protocol::codec::{Encoding, encode_text};
+use tern_protocol::http::ErrorBody;
+use tern_protocol::{ErrorCode, WireError};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -127,9 +129,17 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// A refusal in the same JSON error body as every other HTTP error.
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    let code = match status {
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Unavailable,
+        _ => ErrorCode::InvalidRequest,
+    };
+    let body = ErrorBody { error: WireError::new(code, text) };
+    let mut response = Response::new(Full::new(Bytes::from(encode_text(&body))));
     *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

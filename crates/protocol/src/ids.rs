@@ -67,6 +67,11 @@ where
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        // Digits only: no sign, no spaces, no leading zeros, so one id has one spelling.
+        let canonical = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && (v == "0" || !v.starts_with('0'));
+        if !canonical {
+            return Err(E::invalid_value(de::Unexpected::Str(v), &self));
+        }
         v.parse().map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
     }
 
@@ -75,6 +80,9 @@ where
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        if v < 0 {
+            return Err(E::invalid_value(de::Unexpected::Signed(v), &self));
+        }
         T::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
     }
 }
@@ -92,6 +100,9 @@ mod tests {
         assert_eq!(serde_json::from_str::<UserId>("42")?, UserId(42));
         assert!(serde_json::from_str::<UserId>("\"abc\"").is_err());
         assert!(serde_json::from_str::<MessageId>("-1").is_err());
+        for bad in ["\"+2\"", "\"02\"", "\"-1\"", "\" 1\"", "\"\"", "-1"] {
+            assert!(serde_json::from_str::<UserId>(bad).is_err(), "{bad} accepted");
+        }
         Ok(())
     }
 }

@@ -196,3 +196,28 @@ async fn a_request_body_that_stops_arriving_is_given_up() -> TestResult {
     assert!(text.starts_with("HTTP/1.1 4"), "a client error comes back: {text}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usernames_are_one_account_whatever_their_case() -> TestResult {
+    let server = TestServer::start(Backend::Sqlite).await;
+    server.http.register("Alice", "correct horse battery").await?;
+    let taken = server.http.register("aLiCe", "another password").await;
+    assert_eq!(taken.err().and_then(|e| e.code()), Some(ErrorCode::Conflict));
+    let session = server.http.login("ALICE", "correct horse battery").await?;
+    let found = server.http.user_by_name(&session.token, "alice").await?;
+    assert_eq!((found.user_id, found.username.as_str()), (session.user_id, "alice"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_that_would_drive_a_terminal_is_refused() -> TestResult {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let mut a = server.connect(&alice, "a").await;
+    read_replay(&mut a).await;
+    a.send_text(bob.id, "esc", "clear \u{1b}[2J fake [carol] hi").await?;
+    assert!(matches!(answer_to(&mut a, "esc").await, ServerFrame::Error(e) if e.code == ErrorCode::InvalidRequest));
+    a.send_text(bob.id, "crlf", "two\r\nlines\tand a tab").await?;
+    assert!(matches!(answer_to(&mut a, "crlf").await, ServerFrame::Ack { .. }));
+    Ok(())
+}

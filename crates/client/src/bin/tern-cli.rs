@@ -45,17 +45,22 @@ struct Connected {
     ws: WsClient,
     token: String,
     me: UserId,
+    heartbeat: Duration,
 }
 
-async fn connect(http: &HttpClient, user: &str, password: &str) -> anyhow::Result<Connected> {
+/// Logs in and connects as device `TERN_DEVICE`, by default one per command, so that a
+/// `listen` next to a `chat` of the same user does not replace it.
+async fn connect(http: &HttpClient, user: &str, password: &str, command: &str) -> anyhow::Result<Connected> {
     let session = http.login(user, password).await.context("logging in")?;
-    let device = std::env::var("TERN_DEVICE").unwrap_or_else(|_| "cli".into());
+    let device = std::env::var("TERN_DEVICE").unwrap_or_else(|_| format!("cli-{command}"));
     let (ws, info) = WsClient::connect(http.host(), &session.token, &device, Vec::new()).await?;
-    Ok(Connected { ws, token: session.token, me: info.user_id })
+    // Ping well inside the server's idle timeout, whatever it is configured to.
+    let heartbeat = Duration::from_millis(info.heartbeat_ms.min(info.idle_timeout_ms / 2).max(100));
+    Ok(Connected { ws, token: session.token, me: info.user_id, heartbeat })
 }
 
 async fn send_one(http: &HttpClient, user: &str, password: &str, to: &str, text: &str) -> anyhow::Result<()> {
-    let mut c = connect(http, user, password).await?;
+    let mut c = connect(http, user, password, "send").await?;
     let peer = http.user_by_name(&c.token, to).await.context("finding the recipient")?;
     let id = client_msg_id();
     c.ws.send_text(peer.user_id, &id, text).await?;
@@ -69,7 +74,8 @@ async fn send_one(http: &HttpClient, user: &str, password: &str, to: &str, text:
 }
 
 async fn chat(http: &HttpClient, user: &str, password: &str, to: Option<&&str>) -> anyhow::Result<()> {
-    let mut c = connect(http, user, password).await?;
+    let command = if to.is_some() { "chat" } else { "listen" };
+    let mut c = connect(http, user, password, command).await?;
     let peer = match to {
         Some(name) => Some(http.user_by_name(&c.token, name).await.context("finding the peer")?),
         None => None,
@@ -83,7 +89,7 @@ async fn chat(http: &HttpClient, user: &str, password: &str, to: Option<&&str>) 
         println!("listening as {user} (Ctrl-C to quit)");
     }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    let mut ping = tokio::time::interval(Duration::from_secs(20));
+    let mut ping = tokio::time::interval(c.heartbeat);
     let mut stdin_open = peer.is_some();
     loop {
         tokio::select! {
@@ -115,14 +121,28 @@ fn show(frame: &ServerFrame, names: &std::collections::HashMap<UserId, String>) 
     match frame {
         ServerFrame::Message(m) => {
             let who = names.get(&m.sender_id).cloned().unwrap_or_else(|| format!("user {}", m.sender_id));
-            println!("[{who}] {}", describe(&m.content));
+            println!("[{}] {}", printable(&who), printable(&describe(&m.content)));
         }
         ServerFrame::Delivered { seq, .. } => println!("  (delivered up to #{seq})"),
-        ServerFrame::Error(err) => println!("  error: {err}"),
-        ServerFrame::Kicked { reason } => println!("  kicked: {reason}"),
+        ServerFrame::Error(err) => println!("  error: {}", printable(&err.to_string())),
+        ServerFrame::Kicked { reason } => println!("  kicked: {}", printable(reason)),
         ServerFrame::GoingAway { .. } => println!("  server going away"),
         _ => {}
     }
+}
+
+/// Text from other users with every control character made visible, so that a message cannot
+/// drive this terminal (escape sequences, carriage returns that overwrite a line).
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\n    ".to_owned(),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
+                c.escape_unicode().to_string()
+            }
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 fn describe(content: &Content) -> String {
