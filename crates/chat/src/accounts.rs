@@ -77,6 +77,8 @@ impl Chat {
 
     pub async fn login(&self, credentials: Credentials) -> Result<Session, ChatError> {
         let username = normalize_username(&credentials.username);
+        self.login_guard.check(&username)?;
+        let attempt = username.clone();
         let found = self.blocking(move |conn| Ok(users::find_user_by_name(conn, &username)?)).await?;
         let denied = || ChatError::refused(ErrorCode::Unauthorized, "wrong username or password");
         // Verify against a fixed hash when the user is unknown, so the answer takes as long
@@ -92,8 +94,12 @@ impl Chat {
         .await?;
         let user = match found {
             Some(user) if verified => UserId(user.id),
-            _ => return Err(denied()),
+            _ => {
+                self.login_guard.failed(&attempt);
+                return Err(denied());
+            }
         };
+        self.login_guard.succeeded(&attempt);
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
         let token = hex::encode(raw);
@@ -136,6 +142,52 @@ impl Chat {
         self.blocking(move |conn| Ok(users::revoke_token(conn, &hash, clock::now_ms())?)).await?;
         self.hub.kick_token(&auth.token_hash, "logged out");
         Ok(())
+    }
+}
+
+/// Failed logins per username, so a password cannot be guessed at full speed.
+///
+/// After `MAX_FAILURES` failures within `WINDOW`, further attempts on that username are
+/// refused with `rate_limited` until the window since the first failure has passed. The map
+/// is cleared when it grows past `MAX_TRACKED` names, which bounds its memory at the cost of
+/// forgetting counts under a spray across very many names. Counts are per node.
+#[derive(Debug, Default)]
+pub struct LoginGuard {
+    failures: std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
+}
+
+const MAX_FAILURES: u32 = 10;
+const WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+const MAX_TRACKED: usize = 100_000;
+
+impl LoginGuard {
+    fn check(&self, username: &str) -> Result<(), ChatError> {
+        let Ok(mut failures) = self.failures.lock() else { return Ok(()) };
+        match failures.get(username) {
+            Some((_, since)) if since.elapsed() >= WINDOW => {
+                failures.remove(username);
+                Ok(())
+            }
+            Some((count, _)) if *count >= MAX_FAILURES => Err(ChatError::refused(
+                ErrorCode::RateLimited,
+                "too many failed logins for this user; try again later",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn failed(&self, username: &str) {
+        let Ok(mut failures) = self.failures.lock() else { return };
+        if failures.len() >= MAX_TRACKED {
+            failures.clear();
+        }
+        failures.entry(username.to_owned()).or_insert((0, std::time::Instant::now())).0 += 1;
+    }
+
+    fn succeeded(&self, username: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(username);
+        }
     }
 }
 

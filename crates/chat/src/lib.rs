@@ -87,6 +87,7 @@ pub struct Chat {
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     ids: IdAllocator,
     db_jobs: Arc<Semaphore>,
+    login_guard: accounts::LoginGuard,
     pub config: ChatConfig,
 }
 
@@ -102,6 +103,7 @@ impl Chat {
             writer: std::sync::Mutex::new(Some(writer)),
             ids,
             db_jobs: Arc::new(Semaphore::new(config.max_db_jobs)),
+            login_guard: accounts::LoginGuard::default(),
             config,
         }))
     }

@@ -221,3 +221,17 @@ async fn text_that_would_drive_a_terminal_is_refused() -> TestResult {
     assert!(matches!(answer_to(&mut a, "crlf").await, ServerFrame::Ack { .. }));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_is_cut_off_after_ten_failures() -> TestResult {
+    let server = TestServer::start(Backend::Sqlite).await;
+    server.user("alice").await;
+    for _ in 0..10 {
+        let wrong = server.http.login("alice", "not the password").await;
+        assert_eq!(wrong.err().and_then(|e| e.code()), Some(ErrorCode::Unauthorized));
+    }
+    let limited = server.http.login("alice", "correct horse battery").await;
+    assert_eq!(limited.err().and_then(|e| e.code()), Some(ErrorCode::RateLimited), "even the right password waits");
+    assert!(server.http.login("bob-does-not-exist", "whatever password").await.is_err());
+    Ok(())
+}
