@@ -2,7 +2,8 @@
 //!
 //! Every node stores messages in the shared database and delivers to the connections it
 //! holds. What it delivered locally it also publishes once on the subject [`SUBJECT`]: the
-//! recipients and the frame, or a token whose connections must be kicked. Every other node
+//! recipients and the frame, or a token whose connections must be kicked. The subject is
+//! configurable so that several Tern clusters (or test runs) can share one NATS server. Every other node
 //! delivers the same frame to the connections *it* holds for those users. NATS is the
 //! clustered messaging engine; this crate only encodes, publishes and applies.
 //!
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tern_chat::hub::{Hub, Relay, RelayEvent};
 use tokio::sync::mpsc;
 
-/// The subject every node publishes to and subscribes on.
+/// The subject every node publishes to and subscribes on, unless configured otherwise.
 pub const SUBJECT: &str = "tern.relay";
 
 /// Events waiting to be published before new ones are dropped.
@@ -67,10 +68,11 @@ pub struct Cluster {
 }
 
 /// Connects to NATS, subscribes, and makes the hub relay through it.
-pub async fn join(url: &str, hub: Arc<Hub>) -> Result<Cluster, ClusterError> {
+pub async fn join(url: &str, subject: &str, hub: Arc<Hub>) -> Result<Cluster, ClusterError> {
+    let subject = subject.to_owned();
     let connect_error = |err: &dyn std::fmt::Display| ClusterError::Connect { url: url.to_owned(), reason: err.to_string() };
     let client = async_nats::connect(url).await.map_err(|e| connect_error(&e))?;
-    let mut subscription = client.subscribe(SUBJECT).await.map_err(|e| connect_error(&e))?;
+    let mut subscription = client.subscribe(subject.clone()).await.map_err(|e| connect_error(&e))?;
     let node_id: u64 = rand::random();
     let stats = Arc::new(RelayStats::default());
 
@@ -80,7 +82,7 @@ pub async fn join(url: &str, hub: Arc<Hub>) -> Result<Cluster, ClusterError> {
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             let Ok(payload) = serde_json::to_vec(&Envelope { origin: node_id, event }) else { continue };
-            match publisher.publish(SUBJECT, payload.into()).await {
+            match publisher.publish(subject.clone(), payload.into()).await {
                 Ok(()) => published.published.fetch_add(1, Ordering::Relaxed),
                 Err(err) => {
                     tracing::warn!(error = %err, "relay publish failed");

@@ -23,12 +23,21 @@ pub struct Config {
     pub log: LogSection,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterSection {
     /// NATS server that carries live deliveries between nodes, e.g. `nats://127.0.0.1:4222`.
     /// Empty: a single node, nothing relayed.
     pub nats_url: String,
+    /// The NATS subject this cluster's nodes share; another cluster on the same NATS server
+    /// needs another subject.
+    pub subject: String,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection { nats_url: String::new(), subject: "tern.relay".into() }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -56,7 +56,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let cluster = if config.cluster.nats_url.is_empty() {
         None
     } else {
-        Some(tern_cluster::join(&config.cluster.nats_url, chat.hub().clone()).await?)
+        Some(tern_cluster::join(&config.cluster.nats_url, &config.cluster.subject, chat.hub().clone()).await?)
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let gateway = Gateway::new(chat.clone(), config.gateway(), shutdown_rx.clone());

@@ -14,12 +14,23 @@ struct Node {
     http: HttpClient,
 }
 
-async fn node(db: &TestDatabase, data: &std::path::Path, nats: &str) -> Node {
+/// Both nodes of one test share a subject of their own, so tests running at the same time on
+/// one NATS server do not hear each other.
+async fn node(db: &TestDatabase, data: &std::path::Path, nats: &str, subject: &str) -> Node {
     let mut config: Config = test_config(db, data);
     config.cluster.nats_url = nats.to_owned();
+    config.cluster.subject = subject.to_owned();
     let running = tern_server::start(config).await.expect("node starts");
     let http = HttpClient::new(&running.addr.to_string());
     Node { running, http }
+}
+
+/// A subject no other test uses: the process, a counter and the clock.
+fn private_subject() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("tern.test.{}.{n}.{nanos}", std::process::id())
 }
 
 impl Node {
@@ -37,8 +48,9 @@ async fn a_message_sent_on_one_node_reaches_a_user_on_the_other() -> TestResult 
     for backend in tern_testkit::backends() {
         let db = TestDatabase::create(backend);
         let (data_a, data_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
-        let a = node(&db, data_a.path(), &nats).await;
-        let b = node(&db, data_b.path(), &nats).await;
+        let subject = private_subject();
+        let a = node(&db, data_a.path(), &nats, &subject).await;
+        let b = node(&db, data_b.path(), &nats, &subject).await;
         let alice = a.http.sign_up("alice", "correct horse battery").await?;
         let bob = b.http.sign_up("bob", "correct horse battery").await?;
         let (mut on_a, _) = WsClient::connect(&a.host(), &alice.token, "phone", Vec::new()).await?;
@@ -71,8 +83,9 @@ async fn two_nodes_writing_one_conversation_keep_seqs_in_commit_order() -> TestR
     for backend in tern_testkit::backends() {
         let db = TestDatabase::create(backend);
         let (data_a, data_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
-        let a = node(&db, data_a.path(), &nats).await;
-        let b = node(&db, data_b.path(), &nats).await;
+        let subject = private_subject();
+        let a = node(&db, data_a.path(), &nats, &subject).await;
+        let b = node(&db, data_b.path(), &nats, &subject).await;
         let alice = a.http.sign_up("alice", "correct horse battery").await?;
         let bob = a.http.sign_up("bob", "correct horse battery").await?;
         let (mut first, _) = WsClient::connect(&a.host(), &alice.token, "one", Vec::new()).await?;
