@@ -41,14 +41,23 @@ pub async fn ensure(
         _ => HashMap::new(),
     };
     let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i}")).collect();
-    let missing: Vec<String> = names.iter().filter(|n| !known.contains_key(*n)).cloned().collect();
+    let missing: Vec<String> = names
+        .iter()
+        .filter(|n| !known.contains_key(*n))
+        .cloned()
+        .collect();
     if !missing.is_empty() {
         let started = std::time::Instant::now();
-        let created: Vec<Account> = stream::iter(missing.into_iter().map(|name| sign_up(http, name)))
-            .buffer_unordered(parallel.max(1))
-            .try_collect()
-            .await?;
-        eprintln!("signed up {} accounts in {:.1} s", created.len(), started.elapsed().as_secs_f64());
+        let created: Vec<Account> =
+            stream::iter(missing.into_iter().map(|name| sign_up(http, name)))
+                .buffer_unordered(parallel.max(1))
+                .try_collect()
+                .await?;
+        eprintln!(
+            "signed up {} accounts in {:.1} s",
+            created.len(),
+            started.elapsed().as_secs_f64()
+        );
         known.extend(created.into_iter().map(|a| (a.name.clone(), a)));
         if let Some(path) = file {
             write_file(path, known.values())?;
@@ -56,7 +65,12 @@ pub async fn ensure(
     }
     names
         .iter()
-        .map(|n| known.get(n).cloned().with_context(|| format!("account {n} missing")))
+        .map(|n| {
+            known
+                .get(n)
+                .cloned()
+                .with_context(|| format!("account {n} missing"))
+        })
         .collect()
 }
 
@@ -65,7 +79,13 @@ async fn sign_up(http: &HttpClient, name: String) -> anyhow::Result<Account> {
     loop {
         attempt += 1;
         match http.sign_up(&name, PASSWORD).await {
-            Ok(session) => return Ok(Account { name, id: session.user_id, token: session.token }),
+            Ok(session) => {
+                return Ok(Account {
+                    name,
+                    id: session.user_id,
+                    token: session.token,
+                });
+            }
             Err(err) if attempt < ATTEMPTS && retryable(&err) => {
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
             }
@@ -79,15 +99,26 @@ fn retryable(err: &HttpError) -> bool {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<HashMap<String, Account>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut accounts = HashMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let mut parts = line.split('\t');
         let (Some(name), Some(id), Some(token)) = (parts.next(), parts.next(), parts.next()) else {
             anyhow::bail!("{}: unreadable line", path.display());
         };
-        let id = UserId(id.parse().with_context(|| format!("{}: bad user id", path.display()))?);
-        accounts.insert(name.to_owned(), Account { name: name.to_owned(), id, token: token.to_owned() });
+        let id = UserId(
+            id.parse()
+                .with_context(|| format!("{}: bad user id", path.display()))?,
+        );
+        accounts.insert(
+            name.to_owned(),
+            Account {
+                name: name.to_owned(),
+                id,
+                token: token.to_owned(),
+            },
+        );
     }
     Ok(accounts)
 }

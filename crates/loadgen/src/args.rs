@@ -32,7 +32,10 @@ impl Args {
                 bail!("--{name} given twice");
             }
         }
-        Ok(Args { values, used: RefCell::new(HashSet::new()) })
+        Ok(Args {
+            values,
+            used: RefCell::new(HashSet::new()),
+        })
     }
 
     fn raw(&self, name: &str) -> Option<&str> {
@@ -68,7 +71,8 @@ impl Args {
         T: FromStr,
         T::Err: std::fmt::Display,
     {
-        self.optional(name)?.with_context(|| format!("--{name} is required"))
+        self.optional(name)?
+            .with_context(|| format!("--{name} is required"))
     }
 
     pub fn flag(&self, name: &str) -> anyhow::Result<bool> {

@@ -83,21 +83,40 @@ pub struct Rates {
 }
 
 pub fn run(url: &str, settings: &Settings, report: &mut Report) -> anyhow::Result<Rates> {
-    let pool = tern_db::connect(url, &PoolSettings { max_size: 1, ..PoolSettings::default() })
-        .context("opening the database for the baseline")?;
+    let pool = tern_db::connect(
+        url,
+        &PoolSettings {
+            max_size: 1,
+            ..PoolSettings::default()
+        },
+    )
+    .context("opening the database for the baseline")?;
     let mut conn = pool.get().context("a connection for the baseline")?;
     conn.batch_execute(DROP)?;
-    conn.batch_execute(CREATE).context("creating the scratch table")?;
+    conn.batch_execute(CREATE)
+        .context("creating the scratch table")?;
     let outcome = measure(&mut conn, settings);
     let dropped = conn.batch_execute(DROP);
     let rates = outcome?;
     dropped.context("dropping the scratch table")?;
-    report.row("batched INSERT", format!("{:.0} rows/s ({} rows, {} per transaction)", rates.batched, settings.rows, settings.batch));
+    report.row(
+        "batched INSERT",
+        format!(
+            "{:.0} rows/s ({} rows, {} per transaction)",
+            rates.batched, settings.rows, settings.batch
+        ),
+    );
     report.row("one row per commit", format!("{:.0} rows/s", rates.per_row));
-    report.row("batched vs one per commit", format!("{:.1}x", rates.batched / rates.per_row.max(1e-9)));
+    report.row(
+        "batched vs one per commit",
+        format!("{:.1}x", rates.batched / rates.per_row.max(1e-9)),
+    );
     report.metric("raw_insert_batched_rows_per_s", rates.batched);
     report.metric("raw_insert_per_row_commit_rows_per_s", rates.per_row);
-    report.ratio("raw_batched_vs_per_row_commit", rates.batched / rates.per_row.max(1e-9));
+    report.ratio(
+        "raw_batched_vs_per_row_commit",
+        rates.batched / rates.per_row.max(1e-9),
+    );
     Ok(rates)
 }
 
@@ -118,7 +137,9 @@ fn measure(conn: &mut DbConnection, settings: &Settings) -> anyhow::Result<Rates
     let started = Instant::now();
     let mut next = 0;
     while next < settings.rows {
-        let rows: Vec<Row> = (next..(next + settings.batch).min(settings.rows)).map(row).collect();
+        let rows: Vec<Row> = (next..(next + settings.batch).min(settings.rows))
+            .map(row)
+            .collect();
         next += rows.len();
         write_transaction(conn, |c| insert(c, &rows))?;
     }

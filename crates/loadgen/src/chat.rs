@@ -55,9 +55,14 @@ impl Plan {
     /// Connections 2k and 2k+1 talk to each other, both ways.
     pub fn pairs(accounts: &[Account]) -> Plan {
         let n = accounts.len() & !1;
-        let destinations = (0..n).map(|i| Some(Destination::User(accounts[i ^ 1].id))).collect();
+        let destinations = (0..n)
+            .map(|i| Some(Destination::User(accounts[i ^ 1].id)))
+            .collect();
         let recipients = (0..n).map(|i| vec![i ^ 1]).collect();
-        Plan { destinations, recipients }
+        Plan {
+            destinations,
+            recipients,
+        }
     }
 
     fn slots(&self) -> Vec<Option<usize>> {
@@ -215,7 +220,10 @@ pub async fn run(
     let mut lives = open_all(endpoint, accounts, n, &settings.device).await?;
     let run = run_id();
     warm_up(&mut lives, plan, &run, endpoint.encoding).await?;
-    let heartbeat = lives.first().map(|l| l.heartbeat).unwrap_or(Duration::from_secs(30));
+    let heartbeat = lives
+        .first()
+        .map(|l| l.heartbeat)
+        .unwrap_or(Duration::from_secs(30));
     let replayed: usize = lives.iter().map(|l| l.replayed).sum();
     if replayed > 0 {
         eprintln!("note: {replayed} messages of earlier runs were replayed on connect");
@@ -256,9 +264,17 @@ pub async fn run(
             encoding: endpoint.encoding,
         };
         writers.push(tokio::spawn(job.run(sink)));
-        let mut seen = Seen::default();
-        seen.highest = live.positions;
-        readers.push(tokio::spawn(read(stream, shared.clone(), index, done_rx.clone(), seen)));
+        let seen = Seen {
+            highest: live.positions,
+            ..Seen::default()
+        };
+        readers.push(tokio::spawn(read(
+            stream,
+            shared.clone(),
+            index,
+            done_rx.clone(),
+            seen,
+        )));
     }
 
     let start = server_pid.map(procstat::sample).transpose()?;
@@ -290,7 +306,17 @@ pub async fn run(
         }),
         _ => None,
     };
-    Ok(tally(&shared, plan, settings, sent_by, seen, drained, server, own_cpu, machine_busy))
+    Ok(tally(
+        &shared,
+        plan,
+        settings,
+        sent_by,
+        seen,
+        drained,
+        server,
+        own_cpu,
+        machine_busy,
+    ))
 }
 
 /// A short id that keeps this run's messages apart from earlier runs on the same accounts.
@@ -318,20 +344,33 @@ async fn open_all(
     let lives: Vec<anyhow::Result<connect::Live>> = stream::iter(0..n)
         .map(|i| {
             let token = accounts[i].token.clone();
-            async move { endpoint.session(i, &token, device).await.with_context(|| format!("connection {i}")) }
+            async move {
+                endpoint
+                    .session(i, &token, device)
+                    .await
+                    .with_context(|| format!("connection {i}"))
+            }
         })
         .buffered(CONNECT_PARALLEL)
         .collect()
         .await;
     let lives = lives.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-    eprintln!("opened {n} sessions in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "opened {n} sessions in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(lives)
 }
 
 /// Sends one message per sender and waits for its ack, so that the timed window measures
 /// steady state: conversations exist and id segments are loaded, as on a server that has
 /// been up for a while. Warm-up messages carry another prefix and are not counted.
-async fn warm_up(lives: &mut [connect::Live], plan: &Plan, run: &str, encoding: tern_protocol::codec::Encoding) -> anyhow::Result<()> {
+async fn warm_up(
+    lives: &mut [connect::Live],
+    plan: &Plan,
+    run: &str,
+    encoding: tern_protocol::codec::Encoding,
+) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let jobs = lives.iter_mut().enumerate().filter_map(|(i, live)| {
         let destination = plan.destinations.get(i).copied().flatten()?;
@@ -345,25 +384,40 @@ async fn warm_up(lives: &mut [connect::Live], plan: &Plan, run: &str, encoding: 
                 client_msg_id: id.clone(),
                 to_user,
                 conversation_id,
-                content: Content::Text { text: "warm-up".into() },
+                content: Content::Text {
+                    text: "warm-up".into(),
+                },
             };
             connect::send(&mut live.socket, encoding, &frame).await?;
             let wait = async {
                 loop {
                     match connect::next_frame(&mut live.socket).await? {
-                        Some(ServerFrame::Ack { client_msg_id, .. }) if client_msg_id == id => return anyhow::Ok(()),
-                        Some(ServerFrame::Error(err)) if err.client_msg_id.as_deref() == Some(id.as_str()) => {
-                            anyhow::bail!("warm-up send refused: {} {}", connect::code_name(err.code), err.message)
+                        Some(ServerFrame::Ack { client_msg_id, .. }) if client_msg_id == id => {
+                            return anyhow::Ok(());
+                        }
+                        Some(ServerFrame::Error(err))
+                            if err.client_msg_id.as_deref() == Some(id.as_str()) =>
+                        {
+                            anyhow::bail!(
+                                "warm-up send refused: {} {}",
+                                connect::code_name(err.code),
+                                err.message
+                            )
                         }
                         Some(_) => {}
                         None => anyhow::bail!("closed during warm-up"),
                     }
                 }
             };
-            timeout(Duration::from_secs(30), wait).await.context("no warm-up ack within 30 s")?
+            timeout(Duration::from_secs(30), wait)
+                .await
+                .context("no warm-up ack within 30 s")?
         })
     });
-    let outcomes: Vec<anyhow::Result<()>> = stream::iter(jobs).buffer_unordered(CONNECT_PARALLEL).collect().await;
+    let outcomes: Vec<anyhow::Result<()>> = stream::iter(jobs)
+        .buffer_unordered(CONNECT_PARALLEL)
+        .collect()
+        .await;
     outcomes.into_iter().collect::<anyhow::Result<()>>()?;
     eprintln!("warmed up in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -427,7 +481,9 @@ impl Writer {
             client_msg_id: format!("{}.{}.{j}", self.shared.run, self.index),
             to_user,
             conversation_id,
-            content: Content::Text { text: self.text.clone() },
+            content: Content::Text {
+                text: self.text.clone(),
+            },
         };
         Ok(sink.send(connect::message(self.encoding, &frame)).await?)
     }
@@ -455,7 +511,11 @@ async fn read(
         };
         let message = match message {
             Some(Ok(Message::Close(frame))) => {
-                seen.ended = Some(frame.map(|f| f.reason.to_string()).unwrap_or_else(|| "closed".into()));
+                seen.ended = Some(
+                    frame
+                        .map(|f| f.reason.to_string())
+                        .unwrap_or_else(|| "closed".into()),
+                );
                 break;
             }
             Some(Ok(message)) => message,
@@ -480,8 +540,15 @@ async fn read(
 fn on_frame(shared: &Shared, index: usize, seen: &mut Seen, frame: ServerFrame) {
     let now = Instant::now();
     match frame {
-        ServerFrame::Ack { client_msg_id, conversation_id, seq, duplicate, .. } => {
-            let Some((sender, j)) = shared.parse_id(&client_msg_id).filter(|(s, _)| *s == index) else {
+        ServerFrame::Ack {
+            client_msg_id,
+            conversation_id,
+            seq,
+            duplicate,
+            ..
+        } => {
+            let Some((sender, j)) = shared.parse_id(&client_msg_id).filter(|(s, _)| *s == index)
+            else {
                 seen.foreign += 1;
                 return;
             };
@@ -494,12 +561,19 @@ fn on_frame(shared: &Shared, index: usize, seen: &mut Seen, frame: ServerFrame) 
             seen.acks.push((conversation_id, seq, j));
             raise(&mut seen.highest, conversation_id, seq);
             let fanout = shared.fanout.get(index).copied().unwrap_or(0) as u64;
-            shared.expected_deliveries.fetch_add(fanout, Ordering::Relaxed);
+            shared
+                .expected_deliveries
+                .fetch_add(fanout, Ordering::Relaxed);
             shared.answered.fetch_add(1, Ordering::Relaxed);
-            shared.last_ack_ns.fetch_max(shared.since_t0(now), Ordering::Relaxed);
+            shared
+                .last_ack_ns
+                .fetch_max(shared.since_t0(now), Ordering::Relaxed);
         }
         ServerFrame::Error(err) => {
-            let ours = err.client_msg_id.as_deref().and_then(|id| shared.parse_id(id));
+            let ours = err
+                .client_msg_id
+                .as_deref()
+                .and_then(|id| shared.parse_id(id));
             *seen.errors.entry(connect::code_name(err.code)).or_default() += 1;
             if ours.is_some() {
                 shared.answered.fetch_add(1, Ordering::Relaxed);
@@ -536,7 +610,9 @@ fn on_message(shared: &Shared, seen: &mut Seen, view: MessageView, now: Instant)
         shared.deliver_latency.record(latency);
     }
     shared.delivered.fetch_add(1, Ordering::Relaxed);
-    shared.last_delivery_ns.fetch_max(shared.since_t0(now), Ordering::Relaxed);
+    shared
+        .last_delivery_ns
+        .fetch_max(shared.since_t0(now), Ordering::Relaxed);
 }
 
 fn raise(map: &mut HashMap<ConversationId, u64>, conversation: ConversationId, seq: u64) {
@@ -546,7 +622,12 @@ fn raise(map: &mut HashMap<ConversationId, u64>, conversation: ConversationId, s
 
 /// Waits for the window to close and then for every answer and delivery, or the drain
 /// timeout. Returns whether everything arrived, and the server's peak memory seen.
-async fn watch_until_done(shared: &Shared, writers: usize, drain: Duration, pid: Option<u32>) -> (bool, u64) {
+async fn watch_until_done(
+    shared: &Shared,
+    writers: usize,
+    drain: Duration,
+    pid: Option<u32>,
+) -> (bool, u64) {
     let mut peak = 0;
     let mut next_memory = Instant::now();
     loop {
@@ -562,8 +643,8 @@ async fn watch_until_done(shared: &Shared, writers: usize, drain: Duration, pid:
         let writers_done = shared.writers_done.load(Ordering::Relaxed) >= writers;
         let sent = shared.sent.load(Ordering::Relaxed);
         let answered = shared.answered.load(Ordering::Relaxed) >= sent;
-        let delivered =
-            shared.delivered.load(Ordering::Relaxed) >= shared.expected_deliveries.load(Ordering::Relaxed);
+        let delivered = shared.delivered.load(Ordering::Relaxed)
+            >= shared.expected_deliveries.load(Ordering::Relaxed);
         if writers_done && answered && delivered {
             return (true, peak);
         }
@@ -573,7 +654,10 @@ async fn watch_until_done(shared: &Shared, writers: usize, drain: Duration, pid:
     }
 }
 
-async fn join_writers(writers: Vec<tokio::task::JoinHandle<(Sink, u64)>>, drain: Duration) -> (Vec<Option<Sink>>, Vec<u64>) {
+async fn join_writers(
+    writers: Vec<tokio::task::JoinHandle<(Sink, u64)>>,
+    drain: Duration,
+) -> (Vec<Option<Sink>>, Vec<u64>) {
     let mut sinks = Vec::with_capacity(writers.len());
     let mut sent = Vec::with_capacity(writers.len());
     for writer in writers {
@@ -594,28 +678,45 @@ async fn join_writers(writers: Vec<tokio::task::JoinHandle<(Sink, u64)>>, drain:
 
 /// Signs for what each connection received, as a real client would, so that the next run on
 /// the same accounts has nothing to replay; then closes.
-async fn close_all(sinks: Vec<Option<Sink>>, streams: Vec<Stream>, seen: &[Seen], encoding: tern_protocol::codec::Encoding) {
-    let closing = sinks.into_iter().zip(streams).zip(seen).filter_map(|((sink, stream), seen)| {
-        let sink = sink?;
-        let receipts: Vec<ClientFrame> = seen
-            .highest
-            .iter()
-            .filter(|(_, seq)| **seq > 0)
-            .map(|(c, seq)| ClientFrame::Receipt { conversation_id: *c, seq: *seq })
-            .collect();
-        Some(async move {
-            let Ok(mut socket) = sink.reunite(stream) else { return };
-            let work = async {
-                for receipt in &receipts {
-                    connect::send(&mut socket, encoding, receipt).await?;
-                }
-                socket.close(None).await?;
-                anyhow::Ok(())
-            };
-            let _ = timeout(Duration::from_secs(5), work).await;
-        })
-    });
-    stream::iter(closing).buffer_unordered(CONNECT_PARALLEL).collect::<Vec<()>>().await;
+async fn close_all(
+    sinks: Vec<Option<Sink>>,
+    streams: Vec<Stream>,
+    seen: &[Seen],
+    encoding: tern_protocol::codec::Encoding,
+) {
+    let closing = sinks
+        .into_iter()
+        .zip(streams)
+        .zip(seen)
+        .filter_map(|((sink, stream), seen)| {
+            let sink = sink?;
+            let receipts: Vec<ClientFrame> = seen
+                .highest
+                .iter()
+                .filter(|(_, seq)| **seq > 0)
+                .map(|(c, seq)| ClientFrame::Receipt {
+                    conversation_id: *c,
+                    seq: *seq,
+                })
+                .collect();
+            Some(async move {
+                let Ok(mut socket) = sink.reunite(stream) else {
+                    return;
+                };
+                let work = async {
+                    for receipt in &receipts {
+                        connect::send(&mut socket, encoding, receipt).await?;
+                    }
+                    socket.close(None).await?;
+                    anyhow::Ok(())
+                };
+                let _ = timeout(Duration::from_secs(5), work).await;
+            })
+        });
+    stream::iter(closing)
+        .buffer_unordered(CONNECT_PARALLEL)
+        .collect::<Vec<()>>()
+        .await;
 }
 
 fn machine_share(start: Option<(u64, u64)>, end: Option<(u64, u64)>) -> Option<f64> {
@@ -636,7 +737,12 @@ fn tally(
     loadgen_cpu_seconds: f64,
     machine_busy: Option<f64>,
 ) -> Outcome {
-    let scheduled: u64 = shared.slots.iter().flatten().map(|s| shared.scheduled(*s)).sum();
+    let scheduled: u64 = shared
+        .slots
+        .iter()
+        .flatten()
+        .map(|s| shared.scheduled(*s))
+        .sum();
     let sent: u64 = sent_by.iter().sum();
     let mut errors: HashMap<String, u64> = HashMap::new();
     let mut acked_messages = Vec::new();
@@ -645,13 +751,25 @@ fn tally(
         for (code, count) in &s.errors {
             *errors.entry(code.clone()).or_default() += count;
         }
-        let recipients = plan.recipients.get(sender).map(Vec::as_slice).unwrap_or(&[]);
+        let recipients = plan
+            .recipients
+            .get(sender)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         for (conversation, seq, j) in &s.acks {
-            let missing = recipients.iter().filter(|r| !seen[**r].got.contains(&(sender, *j))).count() as u64;
+            let missing = recipients
+                .iter()
+                .filter(|r| !seen[**r].got.contains(&(sender, *j)))
+                .count() as u64;
             expected += recipients.len() as u64;
             lost_deliveries += missing;
             lost_messages += u64::from(missing > 0);
-            acked_messages.push((*conversation, *seq, format!("{}.{sender}.{j}", shared.run), sender));
+            acked_messages.push((
+                *conversation,
+                *seq,
+                format!("{}.{sender}.{j}", shared.run),
+                sender,
+            ));
         }
     }
     let acked = acked_messages.len() as u64;
@@ -684,7 +802,10 @@ fn tally(
         disconnects: seen.iter().filter_map(|s| s.ended.clone()).collect(),
         drained,
         acked_per_s: per_s(acked, &shared.last_ack_ns),
-        delivered_per_s: per_s(seen.iter().map(|s| s.got.len() as u64).sum(), &shared.last_delivery_ns),
+        delivered_per_s: per_s(
+            seen.iter().map(|s| s.got.len() as u64).sum(),
+            &shared.last_delivery_ns,
+        ),
         ack_latency: shared.ack_latency.summary(),
         deliver_latency: shared.deliver_latency.summary(),
         server,

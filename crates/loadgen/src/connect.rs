@@ -48,9 +48,15 @@ impl Endpoint {
     /// Refuses anything but loopback: this tool only loads servers on the same machine.
     pub fn new(server: SocketAddr, sources: usize, encoding: Encoding) -> anyhow::Result<Endpoint> {
         if !server.ip().is_loopback() {
-            bail!("{server} is not a loopback address; the load generator only targets this machine");
+            bail!(
+                "{server} is not a loopback address; the load generator only targets this machine"
+            );
         }
-        Ok(Endpoint { server, sources: sources.max(1), encoding })
+        Ok(Endpoint {
+            server,
+            sources: sources.max(1),
+            encoding,
+        })
     }
 
     fn source(&self, index: usize) -> IpAddr {
@@ -70,16 +76,25 @@ impl Endpoint {
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
             SocketAddr::V6(_) => TcpSocket::new_v6()?,
         };
-        socket.bind(source).with_context(|| format!("binding {source}"))?;
-        let stream = socket.connect(self.server).await.with_context(|| format!("connecting from {source}"))?;
+        socket
+            .bind(source)
+            .with_context(|| format!("binding {source}"))?;
+        let stream = socket
+            .connect(self.server)
+            .await
+            .with_context(|| format!("connecting from {source}"))?;
         stream.set_nodelay(true)?;
         let mut request = format!("ws://{}/ws", self.server).into_client_request()?;
         if self.encoding == Encoding::MessagePack {
-            request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("tern.msgpack"));
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_static("tern.msgpack"),
+            );
         }
-        let (socket, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(small_buffers()))
-            .await
-            .context("WebSocket handshake")?;
+        let (socket, _) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(small_buffers()))
+                .await
+                .context("WebSocket handshake")?;
         Ok(socket)
     }
 
@@ -104,13 +119,25 @@ async fn read_until_live(mut socket: Socket) -> anyhow::Result<Live> {
     let mut replayed = 0;
     loop {
         match next_frame(&mut socket).await? {
-            Some(ServerFrame::Session { heartbeat_ms, .. }) => heartbeat = Duration::from_millis(heartbeat_ms),
+            Some(ServerFrame::Session { heartbeat_ms, .. }) => {
+                heartbeat = Duration::from_millis(heartbeat_ms)
+            }
             Some(ServerFrame::Message(_)) => replayed += 1,
             Some(ServerFrame::SyncDone { conversations }) => {
-                let positions = conversations.iter().map(|c| (c.conversation_id, c.last_seq)).collect();
-                return Ok(Live { socket, heartbeat, positions, replayed });
+                let positions = conversations
+                    .iter()
+                    .map(|c| (c.conversation_id, c.last_seq))
+                    .collect();
+                return Ok(Live {
+                    socket,
+                    heartbeat,
+                    positions,
+                    replayed,
+                });
             }
-            Some(ServerFrame::Error(err)) => bail!("connect refused: {} {}", code_name(err.code), err.message),
+            Some(ServerFrame::Error(err)) => {
+                bail!("connect refused: {} {}", code_name(err.code), err.message)
+            }
             Some(_) => {}
             None => bail!("connection closed during connect"),
         }
@@ -120,7 +147,9 @@ async fn read_until_live(mut socket: Socket) -> anyhow::Result<Live> {
 /// Small client buffers: with tens of thousands of connections in this process, the default
 /// 128 KiB read buffer each would cost gigabytes here and distort nothing but our own memory.
 fn small_buffers() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(4 * 1024).write_buffer_size(0)
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
 }
 
 /// Encodes a frame for the connection's encoding.
@@ -131,8 +160,15 @@ pub fn message(encoding: Encoding, frame: &ClientFrame) -> Message {
     }
 }
 
-pub async fn send(socket: &mut Socket, encoding: Encoding, frame: &ClientFrame) -> anyhow::Result<()> {
-    socket.send(message(encoding, frame)).await.context("sending a frame")
+pub async fn send(
+    socket: &mut Socket,
+    encoding: Encoding,
+    frame: &ClientFrame,
+) -> anyhow::Result<()> {
+    socket
+        .send(message(encoding, frame))
+        .await
+        .context("sending a frame")
 }
 
 /// Decodes one WebSocket message; `Ok(None)` for control frames.
@@ -166,5 +202,8 @@ pub async fn next_frame(socket: &mut Socket) -> anyhow::Result<Option<ServerFram
 
 /// An error code as it travels on the wire (`rate_limited`, `unavailable`, ...).
 pub fn code_name(code: tern_protocol::ErrorCode) -> String {
-    serde_json::to_value(code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| format!("{code:?}"))
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{code:?}"))
 }

@@ -22,7 +22,9 @@ pub enum Group {
 /// route is refused as invalid where groups exist, and as an unknown route where they do not.
 pub async fn unavailable(http: &HttpClient, owner: &Account) -> anyhow::Result<Option<String>> {
     let empty = bytes::Bytes::from_static(b"{}");
-    let response = http.raw("POST", "/api/v1/groups", Some(&owner.token), Some(empty)).await?;
+    let response = http
+        .raw("POST", "/api/v1/groups", Some(&owner.token), Some(empty))
+        .await?;
     Ok(match response.status {
         404 | 405 => Some(format!("POST /api/v1/groups answered {}", response.status)),
         _ => None,
@@ -31,13 +33,20 @@ pub async fn unavailable(http: &HttpClient, owner: &Account) -> anyhow::Result<O
 
 /// Creates one group of all `members`, the first as its owner.
 pub async fn create(http: &HttpClient, members: &[Account]) -> anyhow::Result<Group> {
-    let Some(owner) = members.first() else { anyhow::bail!("a group needs members") };
+    let Some(owner) = members.first() else {
+        anyhow::bail!("a group needs members")
+    };
     let ids: Vec<String> = members.iter().skip(1).map(|a| a.id.to_string()).collect();
     let body = json!({ "title": "loadgen fan-out", "members": ids });
     let bytes = bytes::Bytes::from(serde_json::to_vec(&body)?);
-    let response = http.raw("POST", "/api/v1/groups", Some(&owner.token), Some(bytes)).await?;
+    let response = http
+        .raw("POST", "/api/v1/groups", Some(&owner.token), Some(bytes))
+        .await?;
     if response.status == 404 || response.status == 405 {
-        return Ok(Group::Unavailable(format!("POST /api/v1/groups answered {}", response.status)));
+        return Ok(Group::Unavailable(format!(
+            "POST /api/v1/groups answered {}",
+            response.status
+        )));
     }
     let text = String::from_utf8_lossy(&response.body).into_owned();
     anyhow::ensure!(
@@ -49,7 +58,11 @@ pub async fn create(http: &HttpClient, members: &[Account]) -> anyhow::Result<Gr
     let id = ["conversation_id", "group_id", "id"]
         .iter()
         .find_map(|k| value.get(*k))
-        .and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_i64().map(|n| n.to_string())))
+        .and_then(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .or_else(|| v.as_i64().map(|n| n.to_string()))
+        })
         .and_then(|s| s.parse::<i64>().ok())
         .ok_or_else(|| anyhow::anyhow!("no conversation id in the group answer: {text}"))?;
     Ok(Group::Created(ConversationId(id)))
@@ -58,9 +71,20 @@ pub async fn create(http: &HttpClient, members: &[Account]) -> anyhow::Result<Gr
 /// The first `senders` members send into the group; every member receives what the others
 /// send.
 pub fn plan(members: usize, senders: usize, group: ConversationId) -> Plan {
-    let destinations = (0..members).map(|i| (i < senders).then_some(Destination::Conversation(group))).collect();
-    let recipients = (0..members)
-        .map(|i| if i < senders { (0..members).filter(|r| *r != i).collect() } else { Vec::new() })
+    let destinations = (0..members)
+        .map(|i| (i < senders).then_some(Destination::Conversation(group)))
         .collect();
-    Plan { destinations, recipients }
+    let recipients = (0..members)
+        .map(|i| {
+            if i < senders {
+                (0..members).filter(|r| *r != i).collect()
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    Plan {
+        destinations,
+        recipients,
+    }
 }

@@ -49,7 +49,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let n = settings.connections;
     let per_user = settings.devices_per_user.max(1);
-    anyhow::ensure!(accounts.len() * per_user >= n, "{n} connections need {} accounts", n.div_ceil(per_user));
+    anyhow::ensure!(
+        accounts.len() * per_user >= n,
+        "{n} connections need {} accounts",
+        n.div_ceil(per_user)
+    );
     sleep(Duration::from_secs(1)).await;
     let before = procstat::sample(pid)?;
     let own_before = procstat::rss_bytes(std::process::id())?;
@@ -60,7 +64,10 @@ pub async fn run(
             let account = &accounts[i / per_user];
             let device = format!("idle-{}", i % per_user);
             async move {
-                let live = endpoint.session(i, &account.token, &device).await.with_context(|| format!("connection {i}"))?;
+                let live = endpoint
+                    .session(i, &account.token, &device)
+                    .await
+                    .with_context(|| format!("connection {i}"))?;
                 Ok((live.socket, live.heartbeat))
             }
         })
@@ -77,9 +84,15 @@ pub async fn run(
         }
     }
     let live = sockets.len();
-    eprintln!("{live} idle sessions open in {open_seconds:.1} s ({} failed)", failures.len());
+    eprintln!(
+        "{live} idle sessions open in {open_seconds:.1} s ({} failed)",
+        failures.len()
+    );
 
-    let counters = Arc::new(Counters { pongs: AtomicU64::new(0), closed: AtomicU64::new(0) });
+    let counters = Arc::new(Counters {
+        pongs: AtomicU64::new(0),
+        closed: AtomicU64::new(0),
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks: Vec<_> = sockets
         .into_iter()
@@ -88,7 +101,14 @@ pub async fn run(
             // Spread the first pings over one interval, as clients that connected at
             // different times would.
             let phase = heartbeat.mul_f64(i as f64 / live.max(1) as f64);
-            tokio::spawn(idle(socket, heartbeat, phase, endpoint.encoding, counters.clone(), stop_rx.clone()))
+            tokio::spawn(idle(
+                socket,
+                heartbeat,
+                phase,
+                endpoint.encoding,
+                counters.clone(),
+                stop_rx.clone(),
+            ))
         })
         .collect();
 
@@ -108,19 +128,60 @@ pub async fn run(
     let settled_each = per_connection(settled.rss_bytes);
     let held_each = per_connection(held.rss_bytes);
     let worst = settled_each.max(held_each);
-    report.row("connections", format!("{live} live of {n} ({} failed), {per_user} devices per account", failures.len()));
+    report.row(
+        "connections",
+        format!(
+            "{live} live of {n} ({} failed), {per_user} devices per account",
+            failures.len()
+        ),
+    );
     if let Some(first) = failures.first() {
         report.row("first failure", first);
     }
-    report.row("opened in", format!("{open_seconds:.1} s ({:.0}/s)", live as f64 / open_seconds.max(1e-9)));
+    report.row(
+        "opened in",
+        format!(
+            "{open_seconds:.1} s ({:.0}/s)",
+            live as f64 / open_seconds.max(1e-9)
+        ),
+    );
     report.row("server RSS before", bytes(before.rss_bytes as f64));
-    report.row("server RSS live", format!("{} after {:.0} s, {} after {:.0} s more", bytes(settled.rss_bytes as f64), settings.settle.as_secs_f64(), bytes(held.rss_bytes as f64), settings.hold.as_secs_f64()));
+    report.row(
+        "server RSS live",
+        format!(
+            "{} after {:.0} s, {} after {:.0} s more",
+            bytes(settled.rss_bytes as f64),
+            settings.settle.as_secs_f64(),
+            bytes(held.rss_bytes as f64),
+            settings.hold.as_secs_f64()
+        ),
+    );
     report.row("server RSS after closing", bytes(closed as f64));
-    report.row("per idle connection", format!("{} (settled) / {} (held)", bytes(settled_each), bytes(held_each)));
-    report.row("server CPU while idle", format!("{:.1} % of one core", 100.0 * (held.cpu_seconds - settled.cpu_seconds) / (held.at - settled.at).as_secs_f64().max(1e-9)));
+    report.row(
+        "per idle connection",
+        format!(
+            "{} (settled) / {} (held)",
+            bytes(settled_each),
+            bytes(held_each)
+        ),
+    );
+    report.row(
+        "server CPU while idle",
+        format!(
+            "{:.1} % of one core",
+            100.0 * (held.cpu_seconds - settled.cpu_seconds)
+                / (held.at - settled.at).as_secs_f64().max(1e-9)
+        ),
+    );
     report.row("pongs received", counters.pongs.load(Ordering::Relaxed));
-    report.row("closed by the server", counters.closed.load(Ordering::Relaxed));
-    report.row("load generator RSS per connection", bytes((own_after as f64 - own_before as f64) / live.max(1) as f64));
+    report.row(
+        "closed by the server",
+        counters.closed.load(Ordering::Relaxed),
+    );
+    report.row(
+        "load generator RSS per connection",
+        bytes((own_after as f64 - own_before as f64) / live.max(1) as f64),
+    );
     report.metric("idle_connections", live as f64);
     report.metric("idle_failed", failures.len() as f64);
     report.metric("idle_bytes_per_connection", worst);

@@ -75,7 +75,9 @@ fn dispatch(command: &str, args: &Args) -> anyhow::Result<bool> {
     if command == "baseline" {
         return run_baseline(args);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         match command {
             "accounts" => run_accounts(args).await,
@@ -120,7 +122,14 @@ fn common(args: &Args, connections: usize, default_prefix: &str) -> anyhow::Resu
 
 impl Common {
     async fn accounts(&self, count: usize) -> anyhow::Result<Vec<accounts::Account>> {
-        accounts::ensure(&self.http, &self.prefix, count, self.signup_parallel, self.accounts_file.as_deref()).await
+        accounts::ensure(
+            &self.http,
+            &self.prefix,
+            count,
+            self.signup_parallel,
+            self.accounts_file.as_deref(),
+        )
+        .await
     }
 }
 
@@ -129,7 +138,14 @@ async fn run_accounts(args: &Args) -> anyhow::Result<bool> {
     let c = common(args, 0, "lg")?;
     let parallel: usize = args.get("parallel", c.signup_parallel)?;
     args.finish()?;
-    let made = accounts::ensure(&c.http, &c.prefix, count, parallel, c.accounts_file.as_deref()).await?;
+    let made = accounts::ensure(
+        &c.http,
+        &c.prefix,
+        count,
+        parallel,
+        c.accounts_file.as_deref(),
+    )
+    .await?;
     println!("{} accounts ready ({}0 ..)", made.len(), c.prefix);
     Ok(true)
 }
@@ -146,7 +162,10 @@ fn chat_settings(args: &Args, rate: f64, duration: u64) -> anyhow::Result<chat::
 
 async fn run_chat(args: &Args) -> anyhow::Result<bool> {
     let connections: usize = args.get("connections", 400)?;
-    anyhow::ensure!(connections >= 2 && connections % 2 == 0, "--connections must be even and at least 2");
+    anyhow::ensure!(
+        connections >= 2 && connections.is_multiple_of(2),
+        "--connections must be even and at least 2"
+    );
     let c = common(args, connections, "lg")?;
     let settings = chat_settings(args, 1000.0, 20)?;
     let verify = args.flag("verify")?;
@@ -173,7 +192,10 @@ async fn run_chat(args: &Args) -> anyhow::Result<bool> {
 async fn run_group(args: &Args) -> anyhow::Result<bool> {
     let members: usize = args.get("members", 1000)?;
     let senders: usize = args.get("senders", 10)?;
-    anyhow::ensure!(senders >= 1 && senders < members, "--senders must be between 1 and --members - 1");
+    anyhow::ensure!(
+        senders >= 1 && senders < members,
+        "--senders must be between 1 and --members - 1"
+    );
     let c = common(args, members, "lgg")?;
     let settings = chat_settings(args, 200.0, 10)?;
     let verify = args.flag("verify")?;
@@ -200,8 +222,15 @@ async fn run_group(args: &Args) -> anyhow::Result<bool> {
     let plan = group::plan(members, senders, id);
     let outcome = chat::run(&c.endpoint, &accounts, &plan, &settings, c.pid).await?;
     let mut report = Report::new(&label);
-    describe(&outcome, &mut report, &format!("one group of {members}, {senders} senders"));
-    report.ratio("deliveries_per_s_vs_200k_target", outcome.delivered_per_s / 200_000.0);
+    describe(
+        &outcome,
+        &mut report,
+        &format!("one group of {members}, {senders} senders"),
+    );
+    report.ratio(
+        "deliveries_per_s_vs_200k_target",
+        outcome.delivered_per_s / 200_000.0,
+    );
     let mut clean = outcome_is_clean(&outcome);
     if verify {
         clean &= check_database(&c.http, &accounts, &outcome, &mut report).await?;
@@ -213,7 +242,9 @@ async fn run_group(args: &Args) -> anyhow::Result<bool> {
 async fn run_idle(args: &Args) -> anyhow::Result<bool> {
     let connections: usize = args.get("connections", 10_000)?;
     let c = common(args, connections, "lgi")?;
-    let pid = c.pid.context("--pid is required: idle measures the server's memory")?;
+    let pid = c
+        .pid
+        .context("--pid is required: idle measures the server's memory")?;
     let settings = idle::Settings {
         connections,
         devices_per_user: args.get("devices-per-user", 8)?,
@@ -223,7 +254,9 @@ async fn run_idle(args: &Args) -> anyhow::Result<bool> {
     };
     let label: String = args.get("label", "idle".to_owned())?;
     args.finish()?;
-    let accounts = c.accounts(connections.div_ceil(settings.devices_per_user.max(1))).await?;
+    let accounts = c
+        .accounts(connections.div_ceil(settings.devices_per_user.max(1)))
+        .await?;
     let mut report = Report::new(&label);
     idle::run(&c.endpoint, &accounts, &settings, pid, &mut report).await?;
     report.print();
@@ -251,9 +284,18 @@ fn run_baseline(args: &Args) -> anyhow::Result<bool> {
 /// Bounds every run: no more than ten minutes of traffic, no more than 100,000 messages a
 /// second offered.
 fn check_rate(rate: f64, settings: &chat::Settings) -> anyhow::Result<()> {
-    anyhow::ensure!(rate > 0.0 && rate <= 100_000.0, "--rate must be in (0, 100000]");
-    anyhow::ensure!(settings.duration <= Duration::from_secs(600), "--duration is at most 600 s");
-    anyhow::ensure!(settings.drain <= Duration::from_secs(120), "--drain is at most 120 s");
+    anyhow::ensure!(
+        rate > 0.0 && rate <= 100_000.0,
+        "--rate must be in (0, 100000]"
+    );
+    anyhow::ensure!(
+        settings.duration <= Duration::from_secs(600),
+        "--duration is at most 600 s"
+    );
+    anyhow::ensure!(
+        settings.drain <= Duration::from_secs(120),
+        "--drain is at most 120 s"
+    );
     Ok(())
 }
 
@@ -267,38 +309,107 @@ fn outcome_is_clean(o: &chat::Outcome) -> bool {
 
 fn describe(o: &chat::Outcome, report: &mut Report, shape: &str) {
     let fanout = o.expected_deliveries as f64 / o.acked.max(1) as f64;
-    report.row("shape", format!("{shape}: {} connections, {} sending", o.connections, o.senders));
-    report.row("offered", format!("{:.0} msg/s for {:.0} s", o.offered_rate, o.window.as_secs_f64()));
-    report.row("scheduled / sent", format!("{} / {} ({} behind schedule, never sent)", o.scheduled, o.sent, o.scheduled.saturating_sub(o.sent)));
+    report.row(
+        "shape",
+        format!(
+            "{shape}: {} connections, {} sending",
+            o.connections, o.senders
+        ),
+    );
+    report.row(
+        "offered",
+        format!(
+            "{:.0} msg/s for {:.0} s",
+            o.offered_rate,
+            o.window.as_secs_f64()
+        ),
+    );
+    report.row(
+        "scheduled / sent",
+        format!(
+            "{} / {} ({} behind schedule, never sent)",
+            o.scheduled,
+            o.sent,
+            o.scheduled.saturating_sub(o.sent)
+        ),
+    );
     report.row("acked", format!("{} ({:.0}/s)", o.acked, o.acked_per_s));
     report.row("errors", errors_cell(o));
     report.row("unanswered", o.unanswered);
-    report.row("delivered", format!("{} of {} expected ({:.0}/s)", o.delivered, o.expected_deliveries, o.delivered_per_s));
-    let late = if o.drained { "" } else { " (drain timed out: the server was still behind, so these may be late, not lost)" };
-    report.row("lost (acked, never delivered)", format!("{} deliveries of {} messages{late}", o.lost_deliveries, o.lost_messages));
-    report.row("duplicated / out of order", format!("{} / {}", o.duplicates, o.out_of_order));
+    report.row(
+        "delivered",
+        format!(
+            "{} of {} expected ({:.0}/s)",
+            o.delivered, o.expected_deliveries, o.delivered_per_s
+        ),
+    );
+    let late = if o.drained {
+        ""
+    } else {
+        " (drain timed out: the server was still behind, so these may be late, not lost)"
+    };
+    report.row(
+        "lost (acked, never delivered)",
+        format!(
+            "{} deliveries of {} messages{late}",
+            o.lost_deliveries, o.lost_messages
+        ),
+    );
+    report.row(
+        "duplicated / out of order",
+        format!("{} / {}", o.duplicates, o.out_of_order),
+    );
     report.row("acks flagged duplicate", o.ack_flagged_duplicate);
-    report.row("other runs' / unreadable frames", format!("{} / {}", o.foreign, o.unreadable));
+    report.row(
+        "other runs' / unreadable frames",
+        format!("{} / {}", o.foreign, o.unreadable),
+    );
     report.row("send→ack p50/p99/p99.9/max", o.ack_latency.cell());
     report.row("send→deliver p50/p99/p99.9/max", o.deliver_latency.cell());
     if let Some(s) = &o.server {
         let cores = s.cpu_seconds / s.wall_seconds.max(1e-9);
-        report.row("server CPU", format!("{:.1} s over {:.1} s ({cores:.2} cores)", s.cpu_seconds, s.wall_seconds));
-        report.row("delivered per server core-second", format!("{:.0}", o.delivered as f64 / s.cpu_seconds.max(1e-9)));
-        report.row("server RSS start / end / peak", format!("{} / {} / {}", bytes(s.rss_start as f64), bytes(s.rss_end as f64), bytes(s.rss_peak as f64)));
+        report.row(
+            "server CPU",
+            format!(
+                "{:.1} s over {:.1} s ({cores:.2} cores)",
+                s.cpu_seconds, s.wall_seconds
+            ),
+        );
+        report.row(
+            "delivered per server core-second",
+            format!("{:.0}", o.delivered as f64 / s.cpu_seconds.max(1e-9)),
+        );
+        report.row(
+            "server RSS start / end / peak",
+            format!(
+                "{} / {} / {}",
+                bytes(s.rss_start as f64),
+                bytes(s.rss_end as f64),
+                bytes(s.rss_peak as f64)
+            ),
+        );
         report.metric("server_cpu_cores", cores);
         report.metric("server_rss_peak_bytes", s.rss_peak as f64);
         if o.senders == o.connections {
             // The per-core target is the one-to-one one; a group's is in deliveries per second.
-            report.ratio("delivered_per_server_core_second_vs_10k_target", o.delivered as f64 / s.cpu_seconds.max(1e-9) / 10_000.0);
+            report.ratio(
+                "delivered_per_server_core_second_vs_10k_target",
+                o.delivered as f64 / s.cpu_seconds.max(1e-9) / 10_000.0,
+            );
         }
     }
-    report.row("load generator CPU", format!("{:.1} s", o.loadgen_cpu_seconds));
+    report.row(
+        "load generator CPU",
+        format!("{:.1} s", o.loadgen_cpu_seconds),
+    );
     if let Some(busy) = o.machine_busy {
         report.row("machine CPU busy", format!("{:.0} %", busy * 100.0));
     }
     if !o.disconnects.is_empty() {
-        report.row("connections ended early", format!("{} (first: {})", o.disconnects.len(), o.disconnects[0]));
+        report.row(
+            "connections ended early",
+            format!("{} (first: {})", o.disconnects.len(), o.disconnects[0]),
+        );
     }
     report.metric("offered_per_s", o.offered_rate);
     report.metric("acked_per_s", o.acked_per_s);
@@ -312,27 +423,51 @@ fn describe(o: &chat::Outcome, report: &mut Report, shape: &str) {
     report.metric("errors", o.errors.values().sum::<u64>() as f64);
     o.ack_latency.metrics(report, "ack");
     o.deliver_latency.metrics(report, "deliver");
-    report.ratio("delivered_vs_offered", o.delivered_per_s / (o.offered_rate * fanout.max(1e-9)));
-    report.ratio("lost_vs_acked", o.lost_deliveries as f64 / o.expected_deliveries.max(1) as f64);
-    report.ratio("deliver_p99_vs_10ms_target", o.deliver_latency.p99 as f64 / 10_000.0);
+    report.ratio(
+        "delivered_vs_offered",
+        o.delivered_per_s / (o.offered_rate * fanout.max(1e-9)),
+    );
+    report.ratio(
+        "lost_vs_acked",
+        o.lost_deliveries as f64 / o.expected_deliveries.max(1) as f64,
+    );
+    report.ratio(
+        "deliver_p99_vs_10ms_target",
+        o.deliver_latency.p99 as f64 / 10_000.0,
+    );
 }
 
 fn errors_cell(o: &chat::Outcome) -> String {
     if o.errors.is_empty() {
         return "0".into();
     }
-    let mut parts: Vec<String> = o.errors.iter().map(|(code, n)| format!("{code}: {n}")).collect();
+    let mut parts: Vec<String> = o
+        .errors
+        .iter()
+        .map(|(code, n)| format!("{code}: {n}"))
+        .collect();
     parts.sort();
     parts.join(", ")
 }
 
-fn persistence_ratios(o: &chat::Outcome, raw: Option<f64>, per_row: Option<f64>, report: &mut Report) {
+fn persistence_ratios(
+    o: &chat::Outcome,
+    raw: Option<f64>,
+    per_row: Option<f64>,
+    report: &mut Report,
+) {
     if let Some(raw) = raw.filter(|r| *r > 0.0) {
-        report.row("persisted vs raw batched INSERT", format!("{:.3}x of {raw:.0} rows/s", o.acked_per_s / raw));
+        report.row(
+            "persisted vs raw batched INSERT",
+            format!("{:.3}x of {raw:.0} rows/s", o.acked_per_s / raw),
+        );
         report.ratio("persisted_vs_raw_batched_insert", o.acked_per_s / raw);
     }
     if let Some(per_row) = per_row.filter(|r| *r > 0.0) {
-        report.row("persisted vs one row per commit", format!("{:.1}x of {per_row:.0} rows/s", o.acked_per_s / per_row));
+        report.row(
+            "persisted vs one row per commit",
+            format!("{:.1}x of {per_row:.0} rows/s", o.acked_per_s / per_row),
+        );
         report.ratio("persisted_vs_per_row_commit", o.acked_per_s / per_row);
     }
 }

@@ -20,7 +20,11 @@ pub struct Sample {
 /// Reads the process now.
 pub fn sample(pid: u32) -> anyhow::Result<Sample> {
     let at = Instant::now();
-    Ok(Sample { at, rss_bytes: rss_bytes(pid)?, cpu_seconds: cpu_seconds(pid)? })
+    Ok(Sample {
+        at,
+        rss_bytes: rss_bytes(pid)?,
+        cpu_seconds: cpu_seconds(pid)?,
+    })
 }
 
 /// Resident memory from `VmRSS` in `/proc/PID/status`.
@@ -61,7 +65,11 @@ fn parse_cpu_seconds(stat: &str) -> Option<f64> {
 pub fn machine_ticks() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let cpu = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let values: Vec<u64> = cpu.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let values: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
     let total: u64 = values.iter().sum();
     // idle and iowait are the 4th and 5th values.
     let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);

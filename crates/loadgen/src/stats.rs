@@ -15,11 +15,15 @@ pub struct Recorder(Mutex<Histogram<u64>>);
 
 impl Recorder {
     pub fn new() -> anyhow::Result<Recorder> {
-        Ok(Recorder(Mutex::new(Histogram::new_with_bounds(1, MAX_MICROS, 3)?)))
+        Ok(Recorder(Mutex::new(Histogram::new_with_bounds(
+            1, MAX_MICROS, 3,
+        )?)))
     }
 
     pub fn record(&self, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         if let Ok(mut h) = self.0.lock() {
             h.saturating_record(micros);
         }
@@ -62,7 +66,13 @@ impl Latency {
         if self.count == 0 {
             return "no samples".into();
         }
-        format!("{} / {} / {} / {} ms", ms(self.p50), ms(self.p99), ms(self.p999), ms(self.max))
+        format!(
+            "{} / {} / {} / {} ms",
+            ms(self.p50),
+            ms(self.p99),
+            ms(self.p999),
+            ms(self.max)
+        )
     }
 
     pub fn metrics(&self, report: &mut Report, name: &str) {
@@ -75,7 +85,13 @@ impl Latency {
 
 fn ms(micros: u64) -> String {
     let ms = micros as f64 / 1000.0;
-    if ms < 10.0 { format!("{ms:.2}") } else if ms < 1000.0 { format!("{ms:.1}") } else { format!("{ms:.0}") }
+    if ms < 10.0 {
+        format!("{ms:.2}")
+    } else if ms < 1000.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.0}")
+    }
 }
 
 /// A run's findings, printed as a table and as machine lines.
@@ -87,7 +103,11 @@ pub struct Report {
 
 impl Report {
     pub fn new(label: &str) -> Report {
-        Report { label: label.to_owned(), rows: Vec::new(), lines: Vec::new() }
+        Report {
+            label: label.to_owned(),
+            rows: Vec::new(),
+            lines: Vec::new(),
+        }
     }
 
     pub fn row(&mut self, name: &str, value: impl std::fmt::Display) {
@@ -96,12 +116,14 @@ impl Report {
 
     /// `metric LABEL_NAME VALUE`
     pub fn metric(&mut self, name: &str, value: f64) {
-        self.lines.push(format!("metric {}_{name} {}", self.label, number(value)));
+        self.lines
+            .push(format!("metric {}_{name} {}", self.label, number(value)));
     }
 
     /// `ratio LABEL_NAME VALUE`, where the name says what is divided by what.
     pub fn ratio(&mut self, name: &str, value: f64) {
-        self.lines.push(format!("ratio {}_{name} {}", self.label, number(value)));
+        self.lines
+            .push(format!("ratio {}_{name} {}", self.label, number(value)));
     }
 
     pub fn print(&self) {

@@ -44,16 +44,28 @@ pub async fn check(
     acked: &[(ConversationId, u64, String, usize)],
     run_prefix: &str,
 ) -> anyhow::Result<Check> {
-    let mut by_conversation: HashMap<ConversationId, (usize, Vec<(u64, &str)>)> = HashMap::new();
+    // Per conversation: a sender whose token reads it, and the acked (seq, client id) pairs.
+    type Expected<'a> = (usize, Vec<(u64, &'a str)>);
+    let mut by_conversation: HashMap<ConversationId, Expected> = HashMap::new();
     for (conversation, seq, id, sender) in acked {
-        let entry = by_conversation.entry(*conversation).or_insert((*sender, Vec::new()));
+        let entry = by_conversation
+            .entry(*conversation)
+            .or_insert((*sender, Vec::new()));
         entry.1.push((*seq, id.as_str()));
     }
-    let jobs = by_conversation.into_iter().map(|(conversation, (reader, expected))| {
-        let token = accounts.get(reader).map(|a| a.token.clone()).unwrap_or_default();
-        async move { check_one(http, &token, conversation, expected, run_prefix).await }
-    });
-    let results: Vec<anyhow::Result<Check>> = stream::iter(jobs).buffer_unordered(PARALLEL).collect().await;
+    let jobs = by_conversation
+        .into_iter()
+        .map(|(conversation, (reader, expected))| {
+            let token = accounts
+                .get(reader)
+                .map(|a| a.token.clone())
+                .unwrap_or_default();
+            async move { check_one(http, &token, conversation, expected, run_prefix).await }
+        });
+    let results: Vec<anyhow::Result<Check>> = stream::iter(jobs)
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
     let mut total = Check::default();
     for r in results {
         let c = r?;
@@ -90,7 +102,10 @@ async fn check_one(
         check.pages += 1;
         for m in &page.messages {
             after = after.max(m.seq);
-            stored.entry(m.seq).or_default().push(m.client_msg_id.clone());
+            stored
+                .entry(m.seq)
+                .or_default()
+                .push(m.client_msg_id.clone());
             if m.client_msg_id.starts_with(run_prefix) {
                 *ids.entry(m.client_msg_id.clone()).or_default() += 1;
             }
@@ -111,6 +126,9 @@ async fn check_one(
         }
     }
     check.duplicated += ids.values().filter(|n| **n > 1).count() as u64;
-    check.stored_unacked += ids.keys().filter(|id| !acked_ids.contains(id.as_str())).count() as u64;
+    check.stored_unacked += ids
+        .keys()
+        .filter(|id| !acked_ids.contains(id.as_str()))
+        .count() as u64;
     Ok(check)
 }
