@@ -5,7 +5,7 @@
 //! settings as the server's (WAL with `synchronous=FULL` on SQLite, `synchronous_commit=on`
 //! on PostgreSQL), and writes a scratch table with the columns, primary key and unique index
 //! of `messages`, which it drops afterwards. The server's rate divided by these is the
-//! persistence ratio of the brief.
+//! persistence ratio the performance targets are stated in.
 
 use std::time::{Duration, Instant};
 
