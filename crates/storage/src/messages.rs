@@ -38,6 +38,11 @@ pub struct Draft {
 }
 
 /// Stored messages that answer any of these `(sender, client_msg_id)` pairs, in one query.
+///
+/// The filter is one `sender_id = S AND client_msg_id IN (...)` term per sender, OR-ed, so
+/// each term is a range probe of the `(sender_id, client_msg_id)` index and the cost grows
+/// with the number of pairs. (Two independent IN lists would make the database probe every
+/// sender with every id: quadratic in the batch size.)
 pub fn find_by_client_ids(
     conn: &mut DbConnection,
     keys: &[(UserId, &str)],
@@ -45,18 +50,15 @@ pub fn find_by_client_ids(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let senders: Vec<i64> = keys.iter().map(|(s, _)| s.0).collect();
-    let ids: Vec<&str> = keys.iter().map(|(_, c)| *c).collect();
-    let found = messages::table
-        .filter(messages::client_msg_id.eq_any(&ids))
-        .filter(messages::sender_id.eq_any(&senders))
-        .select(MessageRow::as_select())
-        .load(conn)?;
-    // The two IN lists over-match across pairs; keep exact pairs only.
-    Ok(found
-        .into_iter()
-        .filter(|row| keys.iter().any(|(s, c)| s.0 == row.sender_id && *c == row.client_msg_id))
-        .collect())
+    let mut by_sender: std::collections::BTreeMap<i64, Vec<&str>> = std::collections::BTreeMap::new();
+    for (sender, id) in keys {
+        by_sender.entry(sender.0).or_default().push(id);
+    }
+    let mut query = messages::table.select(MessageRow::as_select()).into_boxed();
+    for (sender, ids) in by_sender {
+        query = query.or_filter(messages::sender_id.eq(sender).and(messages::client_msg_id.eq_any(ids)));
+    }
+    Ok(query.load(conn)?)
 }
 
 /// Appends drafts in the caller's transaction: moves each conversation's `last_seq`, links
